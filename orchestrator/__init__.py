@@ -1,0 +1,3 @@
+"""orchestrator: infrastructure-as-code maintenance orchestrator."""
+
+__version__ = "0.1.0"

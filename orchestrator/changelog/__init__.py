@@ -1,0 +1,1 @@
+"""The tamper-evident change log (SPEC section 4): records, hash chain, stores."""

@@ -1,0 +1,19 @@
+"""Open the store named by a URL: sqlite:///PATH (default) or postgresql://..."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.changelog.store import ChangeLogStore
+from orchestrator.errors import StateError
+
+
+def open_store(url: str) -> ChangeLogStore:
+    if url.startswith("sqlite:///"):
+        from orchestrator.changelog.sqlite import SqliteStore
+
+        return SqliteStore(Path(url[len("sqlite:///"):]))
+    if url.startswith(("postgresql://", "postgres://")):
+        raise StateError(f"{url.split('@')[-1]}: the PostgreSQL store is not built yet; "
+                         "use sqlite:///PATH for now")
+    raise StateError(f"state {url!r}: unknown store; use sqlite:///PATH or postgresql://...")

@@ -1,0 +1,46 @@
+"""The store interface: what every backend (SQLite, PostgreSQL) provides."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from orchestrator.changelog.record import Entry, Record, VerifyResult, verify_chain
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    host: str | None = None
+    run: str | None = None
+    since: str | None = None  # ISO 8601 UTC, compared with record time
+    action: str | None = None
+
+
+class ChangeLogStore(ABC):
+    """Append-only records with a hash chain, plus leases (one run per occurrence)."""
+
+    url: str
+
+    @abstractmethod
+    def append(self, entry: Entry) -> Record:
+        """Seal and store one record atomically, as it happens."""
+
+    @abstractmethod
+    def records(self, flt: LogFilter | None = None) -> Iterator[Record]:
+        """Records in seq order, filtered."""
+
+    @abstractmethod
+    def acquire_lease(self, key: str, holder: str, until: datetime) -> bool:
+        """Take the lease `key` if nobody holds it (ever, for run-once keys). True if taken."""
+
+    @abstractmethod
+    def lease_holder(self, key: str) -> str | None:
+        """Who holds `key`, if anyone."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def verify(self) -> VerifyResult:
+        return verify_chain(self.records())

@@ -1,0 +1,1 @@
+"""Click commands. The only importer of click; nothing else imports this package."""

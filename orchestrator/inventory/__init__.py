@@ -1,0 +1,1 @@
+"""Hosts and groups, read by ansible-core's own inventory parser."""

@@ -1,0 +1,50 @@
+"""Policies against the inventory: groups that match nothing, hosts claimed twice."""
+
+from __future__ import annotations
+
+from orchestrator.inventory.model import Inventory
+from orchestrator.policy.model import PolicySet
+
+
+def check_inventory(ps: PolicySet, inv: Inventory) -> tuple[list[str], list[str]]:
+    """Return (errors, warnings) as `file:line:col: Kind/name: message` lines."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    claimed: dict[str, list[str]] = {}
+    for g in ps.groups.values():
+        where = ps.locate("AssetGroup", g.name, "spec", "hosts")
+        for i, ig in enumerate(g.inventory_groups):
+            if ig not in inv.groups:
+                warnings.append(
+                    f"{ps.locate('AssetGroup', g.name, 'spec', 'hosts', 'inventoryGroups', i)}: "
+                    f"AssetGroup/{g.name}: inventory group {ig!r} is not in "
+                    f"{inv.source}"
+                )
+        members = inv.members(g)
+        if not members:
+            warnings.append(f"{where}: AssetGroup/{g.name}: matches no host of {inv.source}")
+        for h in members:
+            claimed.setdefault(h.name, []).append(g.name)
+    for host, groups in sorted(claimed.items()):
+        if len(groups) < 2:
+            continue
+        objs = [ps.groups[n] for n in groups]
+        policies = {o.patch_policy for o in objs if o.patch_policy}
+        windows = {o.windows for o in objs if o.windows}
+        firmware = {o.firmware_policy for o in objs if o.firmware_policy}
+        for what, values in (
+            ("patch policies", policies),
+            ("windows", windows),
+            ("firmware policies", firmware),
+        ):
+            if len(values) > 1:
+                shown = "; ".join(
+                    ", ".join(v) if isinstance(v, tuple) else v for v in sorted(values, key=str)
+                )
+                errors.append(
+                    f"{ps.locate('AssetGroup', objs[1].name, 'spec', 'hosts')}: "
+                    f"AssetGroup/{objs[1].name}: host {host} is also in "
+                    f"{', '.join(n for n in groups if n != objs[1].name)} with "
+                    f"different {what} ({shown}); a host may follow one only"
+                )
+    return errors, warnings

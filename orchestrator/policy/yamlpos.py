@@ -1,0 +1,141 @@
+"""Safe YAML with positions: plain JSON-like data plus `path -> (line, column)` for every node.
+
+Only the safe tags of YAML 1.1 are accepted (as yaml.safe_load). Timestamps stay the
+strings they were written as, so that the JSON Schema sees what the author wrote.
+Duplicate keys are errors rather than silently overriding each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+Path_ = tuple[str | int, ...]
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_SAFE_SCALARS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    _TIMESTAMP,
+}
+_MAX_DEPTH = 64
+
+
+class YamlProblem(Exception):
+    """A YAML document cannot be read; line and column are 1-based."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+@dataclass
+class Document:
+    data: Any
+    line: int
+    column: int
+    # position of each value, and of each mapping key, by path from the document root
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path_, key: bool = False) -> tuple[int, int]:
+        """The closest known position of `path` (walking up to the root)."""
+        table = self.keys if key else self.values
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            if p in self.values:
+                return self.values[p]
+            p = p[:-1]
+        return (self.line, self.column)
+
+
+def _pos(node: Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.loader = yaml.SafeLoader("")
+
+    def build(self, node: Node) -> Document:
+        doc = Document(data=None, line=_pos(node)[0], column=_pos(node)[1])
+        doc.data = self._value(node, (), doc, 0)
+        return doc
+
+    def _value(self, node: Node, path: Path_, doc: Document, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise YamlProblem("nesting too deep (recursive alias?)", *_pos(node))
+        doc.values[path] = _pos(node)
+        if isinstance(node, ScalarNode):
+            if node.tag not in _SAFE_SCALARS:
+                raise YamlProblem(f"tag {node.tag!r} is not allowed; use plain values", *_pos(node))
+            if node.tag == _TIMESTAMP:
+                return node.value
+            try:
+                value = self.loader.construct_object(node)
+            except yaml.YAMLError as exc:
+                raise YamlProblem(f"cannot read value: {exc}", *_pos(node)) from None
+            if isinstance(value, float) and value != value:  # NaN has no place in a policy
+                raise YamlProblem("not-a-number is not a valid value", *_pos(node))
+            return value
+        if isinstance(node, SequenceNode):
+            if node.tag != _SEQ:
+                raise YamlProblem(f"tag {node.tag!r} is not allowed; use a plain list", *_pos(node))
+            return [self._value(n, path + (i,), doc, depth + 1) for i, n in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            if node.tag != _MAP:
+                raise YamlProblem(
+                    f"tag {node.tag!r} is not allowed; use a plain mapping", *_pos(node)
+                )
+            try:
+                self.loader.flatten_mapping(node)  # YAML merge keys (<<)
+            except yaml.YAMLError as exc:
+                raise YamlProblem(f"bad merge key: {exc}", *_pos(node)) from None
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode):
+                    raise YamlProblem("mapping keys must be plain strings", *_pos(key_node))
+                key = self._value(key_node, path + ("\0key",), doc, depth + 1)
+                doc.values.pop(path + ("\0key",), None)
+                if isinstance(key, bool) or key is None:
+                    raise YamlProblem(
+                        f"key {key_node.value!r} reads as {key!r}; quote it", *_pos(key_node)
+                    )
+                key = str(key)
+                if key in result:
+                    raise YamlProblem(f"duplicate key {key!r}", *_pos(key_node))
+                doc.keys[path + (key,)] = _pos(key_node)
+                result[key] = self._value(value_node, path + (key,), doc, depth + 1)
+            return result
+        raise YamlProblem("unsupported YAML node", *_pos(node))  # pragma: no cover
+
+
+def load_documents(text: str) -> Iterator[Document]:
+    """Yield each non-empty document of `text`; raises YamlProblem."""
+    builder = _Builder()
+    try:
+        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+            if node is None:
+                continue
+            yield builder.build(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or "not valid YAML"
+        raise YamlProblem(f"invalid YAML: {problem}", line, col) from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(f"invalid YAML: {exc}", 1, 1) from None
+    except RecursionError:
+        raise YamlProblem("nesting too deep", 1, 1) from None

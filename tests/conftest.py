@@ -1,0 +1,19 @@
+"""Shared fixtures. Lab fixtures come from the lab's own pytest plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def examples() -> Path:
+    return REPO / "policies"
