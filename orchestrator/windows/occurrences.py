@@ -1,0 +1,193 @@
+"""Occurrences of a window: raw local starts turned into instants with SPEC's DST rules.
+
+- A local start in the spring-forward gap moves forward by the gap (02:30 -> 03:30): this is
+  what PEP 495 gives for fold=0 (the offset before the transition), so `replace(tzinfo=zone)`
+  followed by a conversion to UTC does it.
+- A local start in the repeated fall-back hour is the first of the two instants (fold=0).
+- end = start + duration and cutoff instant = end - cutoff, in elapsed time (UTC arithmetic).
+- Two raw starts landing on the same instant (02:30 and 03:30 on a spring-forward day) give
+  one occurrence; occurrences of one window are strictly increasing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from itertools import islice
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from orchestrator.policy.model import Window
+from orchestrator.windows.schedule import (
+    CronSpec,
+    RRuleSpec,
+    ScheduleError,
+    compile_schedule,
+    raw_starts,
+    zone,
+)
+
+# How far a search for "the next occurrence" goes before giving up.
+DEFAULT_HORIZON = timedelta(days=366 * 2)
+
+
+def to_instant(local: datetime, tz: ZoneInfo) -> datetime:
+    """Naive local wall-clock time -> aware UTC instant, with SPEC's gap and fold rules."""
+    return local.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+def iso_local(instant: datetime, tz: ZoneInfo) -> str:
+    return instant.astimezone(tz).isoformat()
+
+
+class Occurrence(NamedTuple):
+    """One occurrence. Instants are stored as naive UTC (cheap to build by the 100,000);
+    the properties `start`, `end`, `cutoff` give them as aware UTC datetimes."""
+
+    window: str
+    timezone: str
+    local: datetime  # naive wall-clock start as scheduled (before the DST rules)
+    start_utc: datetime  # naive UTC
+    end_utc: datetime  # naive UTC
+    cutoff_utc: datetime  # naive UTC: no new host work starts at or after it
+    on_end: str = "finish"
+
+    @property
+    def start(self) -> datetime:
+        return self.start_utc.replace(tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        return self.end_utc.replace(tzinfo=UTC)
+
+    @property
+    def cutoff(self) -> datetime:
+        return self.cutoff_utc.replace(tzinfo=UTC)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return zone(self.timezone)
+
+    @property
+    def id(self) -> str:
+        return f"{self.window}@{iso_local(self.start, self.zone)}"
+
+    def local_iso(self, instant: datetime) -> str:
+        return iso_local(instant, self.zone)
+
+    def contains(self, t: datetime) -> bool:
+        """True when new work may start at the aware instant t: start <= t < cutoff instant."""
+        return self.start <= t < self.cutoff
+
+    def dst_note(self) -> str | None:
+        """How daylight saving affects this occurrence, or None."""
+        tz = self.zone
+        start_local = self.start.astimezone(tz)
+        if start_local.replace(tzinfo=None) != self.local:
+            return (f"scheduled {self.local:%Y-%m-%d %H:%M} does not exist (spring-forward gap); "
+                    f"starts {start_local.isoformat()}")
+        if self.local.replace(tzinfo=tz, fold=1).utcoffset() != start_local.utcoffset():
+            return (f"{self.local:%Y-%m-%d %H:%M} occurs twice (fall-back); starts at the first, "
+                    f"{start_local.isoformat()}")
+        end_local = self.end.astimezone(tz)
+        if end_local.utcoffset() != start_local.utcoffset():
+            return (f"crosses a daylight-saving change: {start_local.isoformat()} to "
+                    f"{end_local.isoformat()} is {self.end - self.start} elapsed")
+        return None
+
+    def to_json(self, blocked_by: list[str] | None = None) -> dict:
+        tz = self.zone
+        return {
+            "window": self.window,
+            "occurrence": self.id,
+            "start": iso_local(self.start, tz),
+            "end": iso_local(self.end, tz),
+            "cutoff": iso_local(self.cutoff, tz),
+            "timezone": self.timezone,
+            "blockedBy": list(blocked_by or []),
+        }
+
+
+def naive_utc(t: datetime) -> datetime:
+    """Aware instant -> naive UTC."""
+    if t.tzinfo is None:
+        raise ValueError("an instant needs a UTC offset")
+    return t.astimezone(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class CompiledWindow:
+    window: Window
+    spec: CronSpec | RRuleSpec
+    tz: ZoneInfo
+    valid_from: datetime | None  # aware UTC
+    valid_until: datetime | None  # aware UTC
+
+    def occurrences(self, after: datetime, *, ongoing: bool = True,
+                    horizon: timedelta | None = DEFAULT_HORIZON) -> Iterator[Occurrence]:
+        """Occurrences in start order: those not yet ended at `after` (ongoing=True) or those
+        starting at or after `after` (ongoing=False); none starting after `after + horizon`."""
+        w = self.window
+        tz, duration, cut = self.tz, w.duration, w.duration - w.cutoff
+        vf = naive_utc(self.valid_from) if self.valid_from else None
+        vu = naive_utc(self.valid_until) if self.valid_until else None
+        after = naive_utc(after)
+        limit = after + horizon if horizon is not None else None
+        if vu is not None and (limit is None or vu < limit):
+            limit = vu  # exclusive
+            inclusive_limit = False
+        else:
+            inclusive_limit = True
+        lower = after - duration if ongoing else after
+        # Local search start: early enough for gap shifts and offset days (raw_starts adds them).
+        search = lower + tz.utcoffset(lower) - timedelta(days=2)
+        if vf is not None:
+            search = max(search, vf + tz.utcoffset(vf) - timedelta(days=2))
+        last: datetime | None = None
+        name, tzname, on_end = w.name, w.timezone, w.on_end
+        utcoffset = tz.utcoffset  # of a naive local time, fold=0: SPEC's gap and fold rules
+        for local in raw_starts(self.spec, search, w.offset_days):
+            start = local - utcoffset(local)
+            if limit is not None and (start > limit or (start == limit and not inclusive_limit)):
+                return
+            if (vf is not None and start < vf) or (last is not None and start <= last):
+                continue
+            last = start
+            if (start > lower) if ongoing else (start >= lower):
+                yield Occurrence(name, tzname, local, start, start + duration, start + cut, on_end)
+
+
+@lru_cache(maxsize=65536)
+def compile_window(window: Window) -> CompiledWindow:
+    """Parse a window's schedule once; ScheduleError (one line, with the file) when invalid."""
+    try:
+        spec = compile_schedule(window.cron, window.rrule, window.timezone)
+    except ValueError as exc:
+        raise ScheduleError(f"{window.meta.source}: Window {window.name}: {exc}") from None
+    tz = zone(window.timezone)
+    vf = to_instant(window.valid_from, tz) if window.valid_from else None
+    vu = to_instant(window.valid_until, tz) if window.valid_until else None
+    return CompiledWindow(window, spec, tz, vf, vu)
+
+
+def occurrences(window: Window, after: datetime, *, ongoing: bool = True,
+                horizon: timedelta | None = DEFAULT_HORIZON) -> Iterator[Occurrence]:
+    """See CompiledWindow.occurrences. `after` must be aware."""
+    return compile_window(window).occurrences(after, ongoing=ongoing, horizon=horizon)
+
+
+def next_occurrences(window: Window, after: datetime, count: int, *, ongoing: bool = True,
+                     horizon: timedelta | None = DEFAULT_HORIZON) -> list[Occurrence]:
+    return list(islice(occurrences(window, after, ongoing=ongoing, horizon=horizon), count))
+
+
+def occurrences_between(window: Window, start: datetime, end: datetime) -> list[Occurrence]:
+    """Occurrences that have not ended at `start` and start before `end`."""
+    result = []
+    for occ in occurrences(window, start, horizon=end - start):
+        if occ.start >= end:
+            break
+        result.append(occ)
+    return result
