@@ -1,0 +1,90 @@
+"""The transport interface: run a command, read a file, close. No heavy imports here."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from orchestrator.errors import TransportError
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_COMMAND_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command left behind. Output is raw bytes: hosts do not promise UTF-8."""
+
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def first_error_line(self) -> str:
+        for line in self.stderr.decode("utf-8", "replace").splitlines():
+            if line.strip():
+                return line.strip()[:200]
+        return f"exit status {self.exit_status}"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who we talk to: the inventory name, the address and user actually used."""
+
+    name: str
+    host: str
+    port: int
+    user: str | None
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """One connection to one host. `shell` says which dialect `run` speaks: 'sh' or 'powershell'."""
+
+    identity: Identity
+    shell: str
+
+    def connect(self) -> None:
+        """Open the connection now (otherwise the first command does); raises TransportError."""
+        ...
+
+    def run(self, command: str, *args: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> Result:
+        """Run `command` with each of `args` quoted for the remote shell and appended."""
+        ...
+
+    def read_file(self, path: str, *, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class RemoteFileError(TransportError):
+    """A remote file could not be read (missing, permission denied)."""
+
+
+def posix_command(command: str, args: tuple[str, ...]) -> str:
+    """`command` followed by every arg shlex-quoted: args never reach the shell as code."""
+    for a in args:
+        if "\x00" in a:
+            raise ValueError("argument contains a NUL byte")
+    return " ".join([command, *(shlex.quote(a) for a in args)]) if args else command
+
+
+def powershell_quote(value: str) -> str:
+    """A PowerShell single-quoted literal: nothing inside is expanded; ' (and its look-alikes)
+    are doubled."""
+    if "\x00" in value:
+        raise ValueError("argument contains a NUL byte")
+    out = []
+    for ch in value:
+        out.append(ch)
+        if ch in "'\u2018\u2019\u201a\u201b":
+            out.append(ch)
+    return "'" + "".join(out) + "'"
+
+
+def powershell_command(command: str, args: tuple[str, ...]) -> str:
+    return " ".join([command, *(powershell_quote(a) for a in args)]) if args else command
