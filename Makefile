@@ -3,26 +3,39 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Debian packages the lab and the SSH tests need (checked by the command each provides).
+SYSTEM_DEPS := /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client \
+               /usr/sbin/debootstrap:debootstrap /usr/bin/zstd:zstd /usr/bin/unshare:util-linux
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv system-deps clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || (apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV))
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-demo: venv
+system-deps:
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+	  test -x "$${dep%%:*}" || missing="$$missing $${dep#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+demo: venv system-deps
 	bash scripts/demo.sh
 
 lint: venv
 	$(BIN)/ruff check orchestrator tests bench
 
-test: venv lint
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+test: venv system-deps lint
+	ORCHESTRATOR_LAB_REQUIRED=1 $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
+	-$(BIN)/orchestrator lab down 2>/dev/null
 	rm -rf $(VENV) .orchestrator

@@ -9,8 +9,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from orchestrator.changelog.record import Entry
 from orchestrator.config import Config
 
 if TYPE_CHECKING:
@@ -64,6 +66,54 @@ class AppContext:
 
         return policy_revision(self.config.policies)
 
+    def require_inventory(self) -> Path:
+        from orchestrator.errors import ConfigError
+
+        if self.config.inventory is None:
+            raise ConfigError("no inventory configured; set 'inventory' in orchestrator.yml, "
+                              "ORCHESTRATOR_INVENTORY, or pass --inventory PATH")
+        return self.config.inventory
+
+    def run_context(self, occurrence: str | None = None, run_id: str | None = None) -> RunContext:
+        """A new run: its id, actor, policy revision and where to record."""
+        from orchestrator.transports import TransportSettings
+
+        ssh = self.config.ssh
+        return RunContext(
+            run_id=run_id or new_run_id(),
+            actor=self.actor,
+            policy_revision=self.policy_revision,
+            store=self.store,
+            settings=TransportSettings(known_hosts=ssh.known_hosts, host_keys=ssh.host_keys),
+            forks=self.config.forks,
+            inventory_path=self.config.inventory,
+            playbooks=self.config.playbooks,
+            occurrence=occurrence,
+        )
+
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a run needs, passed explicitly."""
+
+    run_id: str
+    actor: str
+    policy_revision: str
+    store: ChangeLogStore
+    settings: Any  # TransportSettings / SshSettings
+    forks: int
+    inventory_path: Path | None
+    playbooks: Path
+    occurrence: str | None = None
+
+    def record(self, action: str, status: str, host: str | None = None,
+               group: str | None = None, **details: Any) -> None:
+        self.store.append(Entry(run=self.run_id, action=action, status=status, actor=self.actor,
+                                policy_revision=self.policy_revision, host=host, group=group,
+                                occurrence=self.occurrence, details=details))
+
+

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["orchestrator.lab.pytest_plugin"]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

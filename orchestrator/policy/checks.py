@@ -16,9 +16,7 @@ def extra_checks(ps: PolicySet, config: Config) -> tuple[list[str], list[str]]:
                 errors.append(f"{ps.locate('Baseline', b.name, 'spec', 'ansible', 'playbook')}: "
                               f"Baseline/{b.name}: playbook {path} not found (paths are "
                               "relative to the playbooks folder)")
-    try:
-        from orchestrator.windows.lint import window_warnings
-    except ImportError:  # the windows engine adds its warnings once it is there
-        return errors, warnings
+    from orchestrator.windows.lint import window_warnings
+
     warnings.extend(window_warnings(ps))
     return errors, warnings

@@ -62,17 +62,19 @@ def test_validate_broken_policy_names_position(workdir: Path, capsys) -> None:
 
 
 def test_validate_inventory_conflicts(workdir: Path, capsys) -> None:
-    inv = workdir / "inventories" / "example.yml"
-    inv.write_text(inv.read_text().replace("lab-04: {ansible_host: 127.0.0.5}",
-                                           "lab-04: {ansible_host: 127.0.0.5}\n"
-                                           "        lab-01: {}"))
-    (workdir / "policies" / "groups" / "orphan.yml").write_text(
+    (workdir / "policies" / "groups" / "extra.yml").write_text(
+        "apiVersion: orchestrator/v1\nkind: AssetGroup\nmetadata: {name: also-lab-01}\n"
+        "spec:\n  hosts: {patterns: ['lab-01']}\n  patchPolicy: standard-linux\n"
+        "  windows: [patch-saturday]\n---\n"
         "apiVersion: orchestrator/v1\nkind: AssetGroup\nmetadata: {name: orphan}\n"
-        "spec: {hosts: {patterns: ['nothing-*']}}\n")
+        "spec: {hosts: {patterns: ['nothing-*'], inventoryGroups: [nope]}}\n")
     code, out, err = run(capsys, "validate", "--inventory")
     assert code == 1
-    assert "host lab-01 is also in canary with different patch policies" in err
+    assert "AssetGroup/canary: host lab-01 is also in also-lab-01 with different patch " \
+        "policies (canary-linux; standard-linux)" in err
+    assert "host lab-01 is also in also-lab-01 with different windows" in err
     assert "AssetGroup/orphan: matches no host" in err
+    assert "AssetGroup/orphan: inventory group 'nope' is not in" in err
 
 
 def test_missing_policy_dir(tmp_path: Path, monkeypatch, capsys) -> None:

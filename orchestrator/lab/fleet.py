@@ -1,0 +1,534 @@
+"""The Lab API: bring the local fleet up and down, and reach into it from tests.
+
+    lab = Lab(Path(".orchestrator/lab"))
+    lab.up(hosts=5, windows=1)      # idempotent; returns when every service answers
+    lab.inventory_path              # Ansible inventory (YAML, 0600: holds BMC/WinRM passwords)
+    lab.ssh("lab-01", "hostname")   # CompletedProcess, strict host-key checking
+    lab.reset_host("lab-03")        # fresh writable layer, same host key
+    lab.down(wipe=False)            # nothing left running, mounted or listening
+
+Addresses: 127.B.0.(10+i) for lab-i, 127.B.1.(10+i) for its BMC, 127.B.2.(10+i) for lab-win-i,
+127.B.3.1 for the apt repository; B is derived from the lab folder so that two labs in different
+folders do not collide (one chance in 200).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from orchestrator.lab import procs
+from orchestrator.lab.errors import LabSetupError, LabStartError
+
+HERE = Path(__file__).resolve().parent
+MAX_HOSTS = 200
+BMC_USER = "admin"
+WIN_USER = "Administrator"
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    address: str
+    port: int
+    bmc_address: str  # host:port of its BMC (HTTPS)
+    bmc_system_id: str
+
+
+@dataclass(frozen=True)
+class WindowsHost:
+    name: str
+    address: str
+    port: int
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Lab:
+    def __init__(self, root: Path | None = None, log=_log) -> None:
+        self.root = (root or Path.cwd() / ".orchestrator" / "lab").resolve()
+        self.log = log
+        base = 20 + zlib.crc32(str(self.root).encode()) % 200
+        self.net = f"127.{base}"
+
+    # ---- paths -------------------------------------------------------------------------
+    @property
+    def inventory_path(self) -> Path:
+        return self.root / "inventory.yml"
+
+    @property
+    def ssh_key_path(self) -> Path:
+        return self.root / "id_ed25519"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.root / "known_hosts"
+
+    @property
+    def ca_path(self) -> Path:
+        return self.root / "ca.pem"
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / "state.json"
+
+    def host_dir(self, name: str) -> Path:
+        return self.root / "hosts" / name
+
+    def windows_state_path(self, name: str) -> Path:
+        return self.root / "windows" / f"{name}.json"
+
+    def firmware_path(self, name: str) -> Path:
+        return self.root / "redfish" / f"firmware-{name}.json"
+
+    # ---- state -------------------------------------------------------------------------
+    def _state(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise LabSetupError(f"{self.state_path}: unreadable ({exc}); run 'lab down'") from exc
+
+    def _save(self, state: dict) -> None:
+        _write_private(self.state_path, json.dumps(state, indent=2))
+
+    @property
+    def hosts(self) -> list[LabHost]:
+        return [LabHost(**h) for h in self._state().get("hosts", [])]
+
+    @property
+    def windows_hosts(self) -> list[WindowsHost]:
+        return [WindowsHost(**h) for h in self._state().get("windows", [])]
+
+    @property
+    def secrets(self) -> dict:
+        return self._state().get("secrets", {})
+
+    # ---- up ----------------------------------------------------------------------------
+    def up(self, hosts: int = 3, windows: int = 0) -> dict:
+        if not 0 <= hosts <= MAX_HOSTS or not 0 <= windows <= MAX_HOSTS:
+            raise LabSetupError(f"lab size must be 0..{MAX_HOSTS} hosts and windows hosts")
+        if os.geteuid() != 0:
+            raise LabSetupError("the lab needs root (namespaces, mounts): run it as root")
+        state = self._state()
+        if state and state.get("size") == [hosts, windows] and self._all_alive(state):
+            return self.status()
+        if state:
+            self.down()
+        from orchestrator.lab.rootfs import ensure_rootfs
+
+        t0 = time.monotonic()
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        base = ensure_rootfs(self.log)
+        self._ensure_keys()
+        self._ensure_repo_and_layer(base)
+        state = {"size": [hosts, windows], "procs": {}, "secrets": self._ensure_secrets()}
+        state["repo"] = {"address": f"{self.net}.3.1",
+                         "port": self._port(f"{self.net}.3.1", 80, 8080)}
+        state["hosts"] = [asdict(self._plan_host(i)) for i in range(1, hosts + 1)]
+        state["windows"] = [asdict(w) for w in self._plan_windows(windows)]
+        self._save(state)
+        try:
+            self._start_repo(state)
+            for h in self.hosts:
+                self._prepare_host(h, base, state)
+                state["procs"][h.name] = self._spawn_host(h)
+            self._save(state)
+            if hosts:
+                state["procs"]["redfish"] = self._start_redfish(state)
+            if windows:
+                state["procs"]["winrm"] = self._start_winrm(state)
+            self._save(state)
+            self._write_known_hosts()
+            self._write_inventory(state)
+            self._wait_ready(state)
+        except BaseException:
+            self.down()
+            raise
+        self.log(f"lab: {hosts} Linux and {windows} Windows host(s) up in "
+                 f"{time.monotonic() - t0:.1f} s; inventory: {self.inventory_path}")
+        return self.status()
+
+    def _all_alive(self, state: dict) -> bool:
+        return bool(state.get("procs")) and all(procs.alive(r) for r in state["procs"].values())
+
+    def _port(self, address: str, preferred: int, fallback: int) -> int:
+        if procs.port_free(address, preferred):
+            return preferred
+        if procs.port_free(address, fallback):
+            return fallback
+        raise LabStartError(f"{address}: ports {preferred} and {fallback} are both in use; "
+                            "stop whatever listens there or run the lab from another folder")
+
+    def _plan_host(self, i: int) -> LabHost:
+        addr = f"{self.net}.0.{10 + i}"
+        bmc = f"{self.net}.1.{10 + i}"
+        bmc_port = self._port(bmc, 443, 8443)
+        return LabHost(name=f"lab-{i:02d}", address=addr, port=self._port(addr, 22, 2222),
+                       bmc_address=bmc if bmc_port == 443 else f"{bmc}:{bmc_port}",
+                       bmc_system_id=f"lab-{i:02d}")
+
+    def _plan_windows(self, count: int) -> list[WindowsHost]:
+        out = []
+        for i in range(1, count + 1):
+            addr = f"{self.net}.2.{10 + i}"
+            out.append(WindowsHost(f"lab-win-{i:02d}", addr, self._port(addr, 5985, 15985)))
+        return out
+
+    def _ensure_secrets(self) -> dict:
+        old = self._state().get("secrets") or {}
+        return {"bmc_password": old.get("bmc_password") or secrets.token_urlsafe(12),
+                "win_password": old.get("win_password") or "Lab-" + secrets.token_urlsafe(12)}
+
+    def _ensure_keys(self) -> None:
+        if shutil.which("ssh-keygen") is None:
+            raise LabSetupError("'ssh-keygen' is missing: run 'apt-get install openssh-client'")
+        if not self.ssh_key_path.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "orchestrator-lab",
+                            "-f", str(self.ssh_key_path)], check=True)
+        from orchestrator.lab.certs import ensure_ca
+
+        ensure_ca(self.root)
+
+    def _ensure_repo_and_layer(self, base: Path) -> None:
+        from orchestrator.lab.layer import build_layer
+        from orchestrator.lab.repo import build_repo
+
+        marker = self.root / "layer.ok"
+        if marker.exists():
+            return
+        self.log("lab: building the package repository and the shared lab layer")
+        for path in (self.root / "repo", self.root / "layer", self.root / "layer.work"):
+            shutil.rmtree(path, ignore_errors=True)
+        initial = build_repo(self.root / "repo")
+        build_layer(base, self.root / "layer", self.root / "layer.work", initial)
+        marker.write_text("ok\n")
+
+    # ---- hosts -------------------------------------------------------------------------
+    def _prepare_host(self, h: LabHost, base: Path, state: dict) -> None:
+        from orchestrator.lab.repo import sources_list
+
+        d = self.host_dir(h.name)
+        keys = d / "keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        hostkey = keys / "ssh_host_ed25519_key"
+        if not hostkey.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{h.name}",
+                            "-f", str(hostkey)], check=True)
+        for sub in ("upper", "work"):
+            shutil.rmtree(d / sub, ignore_errors=True)
+            (d / sub).mkdir()
+        (d / "root").mkdir(exist_ok=True)
+        lowers = [self.root / "layer", base]
+        put = _Putter(d / "upper", lowers)
+        put("etc/hostname", h.name + "\n")
+        put("etc/hosts", f"127.0.0.1\tlocalhost\n{h.address}\t{h.name}\n")
+        put("etc/ssh/ssh_host_ed25519_key", hostkey.read_text(), 0o600)
+        put("etc/ssh/ssh_host_ed25519_key.pub", hostkey.with_suffix(".pub").read_text())
+        put("root/.ssh/authorized_keys", self.ssh_key_path.with_suffix(".pub").read_text(), 0o600)
+        repo = state["repo"]
+        put("etc/apt/sources.list.d/lab.list", sources_list(repo["address"], repo["port"]))
+        (d / "boot_id").write_text(str(uuid.uuid4()) + "\n")
+        cfg = {"root": str(d / "root"), "lower": [str(p) for p in lowers],
+               "upper": str(d / "upper"), "work": str(d / "work"), "hostname": h.name,
+               "address": h.address, "port": h.port, "boot_id": str(d / "boot_id")}
+        (d / "supervisor.json").write_text(json.dumps(cfg, indent=2))
+
+    def _spawn_host(self, h: LabHost) -> dict:
+        d = self.host_dir(h.name)
+        argv = ["unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child",
+                "--propagation", "private", sys.executable, str(HERE / "supervisor.py"),
+                str(d / "supervisor.json")]
+        return procs.spawn(argv, d / "host.log")
+
+    def _host(self, name: str) -> LabHost:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise LabSetupError(f"{name}: no such lab host (lab status lists them)")
+
+    def stop_host(self, name: str) -> None:
+        """Power a host off (its processes, mounts and listener disappear)."""
+        state = self._state()
+        self._host(name)
+        rec = state["procs"].get(name)
+        if rec and procs.stop([rec]):
+            raise LabStartError(f"{name}: supervisor {rec['pid']} did not stop")
+
+    def start_host(self, name: str, fresh: bool = False) -> None:
+        """Start a stopped host; fresh=True discards its writable layer first."""
+        from orchestrator.lab.rootfs import ensure_rootfs
+
+        h = self._host(name)
+        state = self._state()
+        if procs.alive(state["procs"].get(name)):
+            return
+        if fresh:
+            self._prepare_host(h, ensure_rootfs(self.log), state)
+        state["procs"][name] = self._spawn_host(h)
+        self._save(state)
+        self._wait_host(h, state["procs"][name])
+
+    def reset_host(self, name: str) -> None:
+        """A fresh host: stop, new writable layer (same address and host key), start."""
+        self.stop_host(name)
+        self.start_host(name, fresh=True)
+
+    def kill_sshd(self, name: str) -> None:
+        """Kill only sshd on a host (the host stays up but stops answering SSH)."""
+        rec = self._state()["procs"].get(name)
+        if not procs.alive(rec):
+            raise LabStartError(f"{name}: host is not running")
+        for init in procs.children(rec["pid"]):
+            for child in procs.children(init):
+                os.kill(child, 9)  # chroot sshd (the only direct child of the supervisor)
+        h = self._host(name)
+        procs.wait_until(lambda: not procs.ssh_banner(h.address, h.port), 5, f"{name} sshd stop")
+
+    def _wait_host(self, h: LabHost, rec: dict) -> None:
+        log = self.host_dir(h.name) / "host.log"
+
+        def failed() -> str | None:
+            if procs.alive(rec):
+                return None
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+            return f"supervisor exited ({' '.join(tail) or 'no output'}); see {log}"
+
+        procs.wait_until(lambda: procs.ssh_banner(h.address, h.port), 30, f"{h.name} sshd",
+                         failed)
+
+    # ---- services ----------------------------------------------------------------------
+    def _start_repo(self, state: dict) -> None:
+        repo = state["repo"]
+        argv = [sys.executable, "-m", "http.server", str(repo["port"]), "--bind", repo["address"],
+                "--directory", str(self.root / "repo")]
+        state["procs"]["repo"] = procs.spawn(argv, self.root / "repo.log")
+
+    def _start_redfish(self, state: dict) -> dict:
+        import bcrypt
+
+        from orchestrator.lab.certs import issue_server_cert
+
+        folder = self.root / "redfish"
+        folder.mkdir(exist_ok=True)
+        addrs = [h.bmc_address.split(":")[0] for h in self.hosts]
+        cert, key = issue_server_cert(self.root, addrs, "redfish")
+        pw = state["secrets"]["bmc_password"].encode()
+        _write_private(folder / "htpasswd",
+                       f"{BMC_USER}:{bcrypt.hashpw(pw, bcrypt.gensalt(rounds=4)).decode()}\n")
+        bmcs = []
+        for i, h in enumerate(self.hosts, 1):
+            addr, _, port = h.bmc_address.partition(":")
+            bmcs.append({"system_id": h.bmc_system_id, "address": addr, "port": int(port or 443),
+                         "host_address": h.address,
+                         "mac": f"52:54:00:00:{i // 256:02x}:{i % 256:02x}",
+                         "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.root}/{h.name}"))})
+        cfg = {"state_dir": str(folder), "htpasswd": str(folder / "htpasswd"),
+               "cert": str(cert), "key": str(key), "bmcs": bmcs}
+        (folder / "config.json").write_text(json.dumps(cfg, indent=2))
+        return procs.spawn([sys.executable, str(HERE / "redfish_server.py"),
+                            str(folder / "config.json")], folder / "redfish.log")
+
+    def _start_winrm(self, state: dict) -> dict:
+        from orchestrator.lab.winstate import default_state
+
+        folder = self.root / "windows"
+        folder.mkdir(exist_ok=True)
+        for w in self.windows_hosts:
+            path = self.windows_state_path(w.name)
+            if not path.exists():
+                path.write_text(json.dumps(default_state(w.name), indent=2))
+        _write_private(folder / "ntlm_users", f":{WIN_USER}:{state['secrets']['win_password']}\n")
+        cfg = {"hosts": [asdict(w) for w in self.windows_hosts], "state_dir": str(folder)}
+        (folder / "config.json").write_text(json.dumps(cfg, indent=2))
+        env = dict(os.environ, NTLM_USER_FILE=str(folder / "ntlm_users"))
+        return procs.spawn([sys.executable, str(HERE / "winrm_server.py"),
+                            str(folder / "config.json")], folder / "winrm.log", env=env)
+
+    def _wait_ready(self, state: dict) -> None:
+        repo = state["repo"]
+        rec = state["procs"]
+        procs.wait_until(lambda: procs.tcp_open(repo["address"], repo["port"]), 20, "apt repo",
+                         lambda: None if procs.alive(rec["repo"]) else "see repo.log")
+        for h in self.hosts:
+            self._wait_host(h, rec[h.name])
+        if self.hosts:
+            h0 = self.hosts[-1]
+            addr, _, port = h0.bmc_address.partition(":")
+            procs.wait_until(lambda: procs.https_ok(addr, int(port or 443), self.ca_path), 30,
+                             "Redfish emulator",
+                             lambda: None if procs.alive(rec["redfish"]) else "see redfish/")
+        for w in self.windows_hosts:
+            procs.wait_until(lambda w=w: procs.tcp_open(w.address, w.port), 20, "WinRM endpoint",
+                             lambda: None if procs.alive(rec["winrm"]) else "see windows/")
+
+    # ---- files -------------------------------------------------------------------------
+    def _write_known_hosts(self) -> None:
+        lines = []
+        for h in self.hosts:
+            pub = (self.host_dir(h.name) / "keys/ssh_host_ed25519_key.pub").read_text().split()
+            where = h.address if h.port == 22 else f"[{h.address}]:{h.port}"
+            lines.append(f"{where} {pub[0]} {pub[1]}")
+        _write_private(self.known_hosts_path, "\n".join(lines) + "\n")
+
+    def _write_inventory(self, state: dict) -> None:
+        import yaml
+
+        ssh_args = (f"-o UserKnownHostsFile={shlex.quote(str(self.known_hosts_path))} "
+                    "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes")
+        linux = {}
+        for h in self.hosts:
+            linux[h.name] = {
+                "ansible_host": h.address, "ansible_port": h.port, "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(self.ssh_key_path),
+                "ansible_ssh_common_args": ssh_args,
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "bmc_address": h.bmc_address, "bmc_user": BMC_USER,
+                "bmc_password": state["secrets"]["bmc_password"],
+                "bmc_system_id": h.bmc_system_id, "bmc_ca_file": str(self.ca_path),
+            }
+        win = {}
+        for w in self.windows_hosts:
+            win[w.name] = {
+                "ansible_host": w.address, "ansible_port": w.port,
+                "ansible_connection": "winrm", "ansible_winrm_transport": "ntlm",
+                "ansible_winrm_scheme": "http", "ansible_user": WIN_USER,
+                "ansible_password": state["secrets"]["win_password"],
+            }
+        inv = {"all": {"children": {"lab_linux": {"hosts": linux},
+                                    "lab_windows": {"hosts": win}}}}
+        _write_private(self.inventory_path, "# generated by 'orchestrator lab up'\n"
+                       + yaml.safe_dump(inv, sort_keys=False))
+
+    # ---- status / down -----------------------------------------------------------------
+    def status(self) -> dict:
+        state = self._state()
+        rec = state.get("procs", {})
+        out = {"root": str(self.root), "running": self._all_alive(state) if state else False,
+               "inventory": str(self.inventory_path) if state else None, "hosts": [],
+               "windows": [], "services": {}}
+        for h in self.hosts:
+            out["hosts"].append({**asdict(h), "up": procs.alive(rec.get(h.name)),
+                                 "ssh": procs.ssh_banner(h.address, h.port)})
+        for w in self.windows_hosts:
+            out["windows"].append({**asdict(w), "up": procs.alive(rec.get("winrm"))})
+        for svc in ("repo", "redfish", "winrm"):
+            if svc in rec:
+                out["services"][svc] = {"pid": rec[svc]["pid"], "up": procs.alive(rec[svc])}
+        return out
+
+    def down(self, wipe: bool = False) -> None:
+        state = self._state()
+        left = procs.stop(list(state.get("procs", {}).values()))
+        if left:
+            raise LabStartError(f"processes {left} did not stop; check them and run 'lab down'")
+        if state:
+            state["procs"] = {}
+            self._save(state)
+        if wipe and self.root.exists():
+            shutil.rmtree(self.root)
+        elif self.state_path.exists():
+            self.state_path.unlink()
+
+    def leftovers(self) -> dict:
+        """What a stopped lab must not leave: processes, mounts, listeners (for tests)."""
+        mine = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                except OSError:
+                    continue
+                if str(self.root) in cmd and int(entry.name) != os.getpid():
+                    mine.append(f"{entry.name}: {cmd[:120]}")
+        return {"processes": mine, "mounts": procs.mounts_under(self.root),
+                "listeners": procs.listeners_on(self.net + ".")}
+
+    # ---- conveniences for tests --------------------------------------------------------
+    def ssh_argv(self, name: str) -> list[str]:
+        h = self._host(name)
+        return ["ssh", "-i", str(self.ssh_key_path), "-p", str(h.port),
+                "-o", f"UserKnownHostsFile={self.known_hosts_path}",
+                "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
+                "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"root@{h.address}"]
+
+    def ssh(self, name: str, command: str, check: bool = True,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        proc = subprocess.run(self.ssh_argv(name) + [command], capture_output=True, text=True,
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            raise LabStartError(f"{name}: '{command}' exited {proc.returncode}: "
+                                f"{proc.stderr.strip()[-300:]}")
+        return proc
+
+    def ansible_env(self) -> dict[str, str]:
+        """Environment for ansible/ansible-runner against the lab (venv bin first on PATH)."""
+        home = self.root / "ansible"
+        home.mkdir(exist_ok=True)
+        venv_bin = str(Path(sys.executable).parent)
+        return dict(os.environ, ANSIBLE_HOME=str(home), ANSIBLE_LOCAL_TEMP=str(home / "tmp"),
+                    ANSIBLE_PIPELINING="True", ANSIBLE_HOST_KEY_CHECKING="True",
+                    PATH=venv_bin + os.pathsep + os.environ.get("PATH", ""))
+
+    def windows_state(self, name: str) -> dict:
+        return json.loads(self.windows_state_path(name).read_text())
+
+    def set_windows_state(self, name: str, data: dict) -> None:
+        path = self.windows_state_path(name)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+
+    def firmware(self, name: str) -> dict:
+        return json.loads(self.firmware_path(name).read_text())
+
+
+class _Putter:
+    """Write files into an overlay upper dir, creating parents with the lower layers' modes."""
+
+    def __init__(self, upper: Path, lowers: list[Path]) -> None:
+        self.upper, self.lowers = upper, lowers
+
+    def _mkdirs(self, rel: Path) -> None:
+        for parent in reversed(list(rel.parents)[:-1]):
+            target = self.upper / parent
+            if target.exists():
+                continue
+            target.mkdir()
+            for lower in self.lowers:
+                src = lower / parent
+                if src.is_dir():
+                    st = src.stat()
+                    os.chmod(target, st.st_mode & 0o7777)
+                    os.chown(target, st.st_uid, st.st_gid)
+                    break
+            else:
+                os.chmod(target, 0o700 if parent.name == ".ssh" else 0o755)
+
+    def __call__(self, rel: str, text: str, mode: int = 0o644) -> None:
+        relp = Path(rel)
+        self._mkdirs(relp)
+        path = self.upper / relp
+        path.write_text(text)
+        os.chmod(path, mode)

@@ -1,0 +1,141 @@
+"""PID 1 of one lab host (stdlib only; run as a script inside `unshare`).
+
+It mounts the host's root (overlayfs), a minimal /dev, proc, read-only sysfs and tmpfs /run, sets
+the hostname, gives the host a boot_id, and runs sshd chrooted. The reboot shim in the rootfs
+writes /run/lab-power and sends SIGUSR1 (acted on half a second later): on "reboot" every other
+process is killed, /run is renewed, a fresh boot_id is written and sshd starts again; on
+"poweroff" the host stops.
+SIGTERM stops the host. sshd that dies on its own is not restarted (like a crashed daemon).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+SHUTDOWN_DELAY = 0.5
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True)
+
+
+def mount_root(cfg: dict) -> str:
+    root = cfg["root"]
+    lower = ":".join(cfg["lower"])
+    sh("mount", "-t", "overlay", "overlay", "-o",
+       f"lowerdir={lower},upperdir={cfg['upper']},workdir={cfg['work']}", root)
+    sh("mount", "-t", "proc", "-o", "nosuid,nodev,noexec", "proc", f"{root}/proc")
+    sh("mount", "-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs", f"{root}/sys")
+    dev = f"{root}/dev"
+    sh("mount", "-t", "tmpfs", "-o", "mode=755,nosuid,size=1m", "tmpfs", dev)
+    for node in DEV_NODES:
+        open(f"{dev}/{node}", "w").close()
+        sh("mount", "--bind", f"/dev/{node}", f"{dev}/{node}")
+    os.mkdir(f"{dev}/pts")
+    sh("mount", "-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=620,gid=5",
+       "devpts", f"{dev}/pts")
+    os.symlink("pts/ptmx", f"{dev}/ptmx")
+    os.mkdir(f"{dev}/shm")
+    sh("mount", "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev,size=16m", "tmpfs", f"{dev}/shm")
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{dev}/{name}")
+    mount_run(root)
+    sh("mount", "--bind", cfg["boot_id"], f"{root}/proc/sys/kernel/random/boot_id")
+    socket.sethostname(cfg["hostname"])
+    return root
+
+
+def mount_run(root: str) -> None:
+    sh("mount", "-t", "tmpfs", "-o", "mode=755,nosuid,nodev,size=32m", "tmpfs", f"{root}/run")
+    for sub in ("sshd", "lock"):
+        os.makedirs(f"{root}/run/{sub}", exist_ok=True)
+    os.chmod(f"{root}/run/sshd", 0o755)
+
+
+def new_boot_id(cfg: dict) -> None:
+    # write in place: the bind mount over /proc/.../boot_id follows the inode
+    with open(cfg["boot_id"], "r+") as fh:
+        fh.seek(0)
+        fh.write(str(uuid.uuid4()) + "\n")
+        fh.truncate()
+
+
+def start_sshd(cfg: dict) -> subprocess.Popen:
+    argv = ["chroot", cfg["root"], "/usr/sbin/sshd", "-D", "-e",
+            "-o", f"ListenAddress={cfg['address']}:{cfg['port']}"]
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, []),
+    )
+
+
+def kill_others() -> None:
+    """SIGKILL every process of this PID namespace but us, and reap them."""
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def reap() -> set[int]:
+    dead = set()
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return dead
+        if pid == 0:
+            return dead
+        dead.add(pid)
+
+
+def main() -> int:
+    with open(sys.argv[1]) as fh:
+        cfg = json.load(fh)
+    handled = {signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    for signum in handled:
+        signal.signal(signum, lambda *_: None)  # PID 1 gets only signals it handles
+    signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+    root = mount_root(cfg)
+    sshd = start_sshd(cfg)
+    power_file = f"{root}/run/lab-power"
+    while True:
+        sig = signal.sigwait(handled)
+        if sig == signal.SIGCHLD:
+            reap()
+            continue
+        if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            kill_others()
+            return 0
+        try:
+            with open(power_file) as fh:
+                action = fh.read().strip()
+        except OSError:
+            action = "reboot"
+        time.sleep(SHUTDOWN_DELAY)  # like a real shutdown: the caller's command returns first
+        kill_others()
+        if action == "poweroff":
+            return 0
+        subprocess.run(["umount", "-l", f"{root}/run"], check=False)
+        mount_run(root)
+        new_boot_id(cfg)
+        sshd = start_sshd(cfg)
+        print(f"lab supervisor: rebooted, sshd pid {sshd.pid}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
