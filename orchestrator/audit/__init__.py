@@ -1,0 +1,1 @@
+"""Baseline checks: facts in, findings out. Read-only."""

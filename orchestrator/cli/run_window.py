@@ -1,0 +1,59 @@
+"""`orchestrator run-window W [--dry-run]`: what a scheduler calls at each window."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli.output import app, emit_json
+
+
+@click.command("run-window")
+@click.argument("window")
+@click.option("--dry-run", is_flag=True, help="Say what would run; change nothing, record nothing.")
+@click.option("--at", "at", help="Act as if triggered at this ISO 8601 instant (testing).")
+@click.option("--ignore-window", is_flag=True, help="Act even if the window is closed.")
+@click.option("--reason", help="Why the window is ignored (required with --ignore-window).")
+@click.pass_context
+def run_window_cmd(
+    ctx: click.Context,
+    window: str,
+    dry_run: bool,
+    at: str | None,
+    ignore_window: bool,
+    reason: str | None,
+) -> None:
+    """Exit 0 done or already done, 2 failures, 3 closed, 1 error."""
+    from orchestrator.cli.windows import _instant
+    from orchestrator.errors import ConfigError
+    from orchestrator.execution.window_run import run_window
+    from orchestrator.inventory.loader import load_inventory
+
+    if ignore_window and not (reason and reason.strip()):
+        raise ConfigError(
+            "--ignore-window needs --reason TEXT: the override and its reason go to the change log"
+        )
+    a = app(ctx)
+    instant = _instant("--at", at) if at else None
+    policies = a.policies
+    rc = a.run_context()
+    result = run_window(
+        rc,
+        policies,
+        window,
+        lambda: load_inventory(a.require_inventory()),
+        at=instant,
+        dry_run=dry_run,
+        override=reason.strip() if ignore_window and reason else None,
+    )
+    if a.output_format == "json":
+        emit_json(result.to_json())
+    else:
+        click.echo(
+            f"{result.status}: {result.window} {result.occurrence or ''} "
+            f"(run {result.run})".replace("  ", " ")
+        )
+        click.echo(f"  {result.reason}")
+        for g in result.groups:
+            hosts = f" [{', '.join(g.hosts)}]" if g.hosts else ""
+            click.echo(f"  {g.group}: {g.status}{hosts}: {g.reason}")
+    ctx.exit(result.exit_code())

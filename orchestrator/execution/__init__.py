@@ -1,0 +1,1 @@
+"""ansible-runner workspaces, event handlers, batches, budgets."""

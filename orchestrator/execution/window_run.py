@@ -1,0 +1,204 @@
+"""`run-window`: what a scheduler triggers at each window start.
+
+Guard first (is an occurrence of the window open now, within its misfire grace?), then a
+lease on the occurrence in the state store so that a second trigger (or two at once) does
+nothing, then each group of the window that no freeze closes: audit (patch and firmware
+steps join here as they are built). Every step and every skip is a change-log record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.context import RunContext
+from orchestrator.errors import EXIT_CHANGES, EXIT_CLOSED, EXIT_OK
+from orchestrator.inventory.model import Inventory
+from orchestrator.policy.model import PolicySet
+
+
+@dataclass
+class GroupOutcome:
+    group: str
+    status: str  # done | failed | frozen | cutoff | no-hosts | would-run
+    reason: str
+    hosts: list[str] = field(default_factory=list)
+    audit: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "status": self.status,
+            "reason": self.reason,
+            "hosts": self.hosts,
+            "audit": self.audit,
+        }
+
+
+@dataclass
+class WindowRun:
+    window: str
+    run: str
+    status: str  # done | failed | already-done | closed | misfire | dry-run
+    reason: str
+    occurrence: str | None = None
+    groups: list[GroupOutcome] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "run": self.run,
+            "status": self.status,
+            "reason": self.reason,
+            "occurrence": self.occurrence,
+            "groups": [g.to_json() for g in self.groups],
+        }
+
+    def exit_code(self) -> int:
+        """SPEC: 0 done or already done, 2 failures, 3 closed."""
+        if self.status in ("closed", "misfire"):
+            return EXIT_CLOSED
+        if self.status == "failed":
+            return EXIT_CHANGES
+        return EXIT_OK
+
+
+def run_window(
+    ctx: RunContext,
+    ps: PolicySet,
+    name: str,
+    inventory: Callable[[], Inventory],
+    *,
+    at: datetime | None = None,
+    dry_run: bool = False,
+    override: str | None = None,
+    audit_timeout: float = 60.0,
+) -> WindowRun:
+    """Run window `name` as triggered at `at` (default: now). `override` is the operator's
+    reason for acting outside the window (--ignore-window --reason)."""
+    from orchestrator.windows.check import check_group, get_window, trigger_guard
+
+    fixed = at
+    now: Callable[[], datetime] = (lambda: fixed) if fixed else (lambda: datetime.now(UTC))
+    at = now()
+    window = get_window(ps, name)
+    decision = trigger_guard(window, at)
+    occ = decision.occurrence
+    ctx = replace(ctx, occurrence=occ.id if occ is not None and decision.run else None)
+    result = WindowRun(name, ctx.run_id, "done", decision.reason, ctx.occurrence)
+    groups = ps.groups_using_window(name)
+
+    if not decision.run and override is None:
+        result.status = "misfire" if decision.reason.startswith("misfire") else "closed"
+        if not dry_run:
+            ctx.record(
+                "skip",
+                result.status,
+                window=name,
+                reason=decision.reason,
+                trigger=at.isoformat(),
+                occurrence_checked=occ.id if occ is not None else None,
+            )
+        return result
+    if dry_run:
+        result.status = "dry-run"
+        inv = inventory()
+        for g in groups:
+            check = check_group(ps, g, at)
+            hosts = [h.name for h in inv.members(ps.groups[g])]
+            result.groups.append(
+                GroupOutcome(
+                    g, "would-run" if check.open or override else "frozen", check.reason, hosts
+                )
+            )
+        return result
+
+    if occ is not None and decision.run:
+        until = occ.end
+        if not ctx.store.acquire_lease(occ.id, ctx.run_id, until):
+            holder = ctx.store.lease_holder(occ.id)
+            result.status = "already-done"
+            result.reason = f"{occ.id} was already run by {holder}; nothing done"
+            ctx.record("skip", "already-done", window=name, holder=holder)
+            return result
+    ctx.record(
+        "run.start",
+        "started",
+        window=name,
+        groups=groups,
+        trigger=at.isoformat(),
+        kind="run-window",
+    )
+    if override is not None:
+        ctx.record("override", "ignore-window", window=name, reason=override, guard=decision.reason)
+    failed = False
+    try:
+        inv = inventory()
+        for g in groups:
+            outcome = _run_group(
+                ctx,
+                ps,
+                g,
+                inv,
+                at=now(),
+                occurrence=occ if decision.run else None,
+                override=override,
+                audit_timeout=audit_timeout,
+            )
+            result.groups.append(outcome)
+            failed = failed or outcome.status == "failed"
+    finally:
+        done = [g.status for g in result.groups]
+        if failed:
+            result.status = "failed"
+        elif done and all(s in ("frozen", "cutoff") for s in done):
+            result.status, result.reason = "closed", "; ".join(g.reason for g in result.groups)
+        ctx.record(
+            "run.end", result.status, window=name, groups={g.group: g.status for g in result.groups}
+        )
+    return result
+
+
+def _run_group(
+    ctx: RunContext,
+    ps: PolicySet,
+    group: str,
+    inv: Inventory,
+    *,
+    at: datetime,
+    occurrence: Any,
+    override: str | None,
+    audit_timeout: float,
+) -> GroupOutcome:
+    from orchestrator.audit.plan import host_jobs
+    from orchestrator.audit.run import run_audit
+    from orchestrator.windows.check import check_group
+
+    if override is None:
+        if occurrence is not None and at >= occurrence.cutoff:
+            reason = (
+                f"the cutoff of {occurrence.id} passed at "
+                f"{occurrence.local_iso(occurrence.cutoff)}; no new work starts"
+            )
+            ctx.record("skip", "cutoff", group=group, reason=reason)
+            return GroupOutcome(group, "cutoff", reason)
+        check = check_group(ps, group, at)
+        if not check.open:
+            ctx.record("skip", "frozen", group=group, reason=check.reason)
+            return GroupOutcome(group, "frozen", check.reason)
+    jobs = host_jobs(ps, inv, group)
+    if not jobs:
+        reason = f"group {group} matches no host of {inv.source}"
+        ctx.record("skip", "no-hosts", group=group, reason=reason)
+        return GroupOutcome(group, "no-hosts", reason)
+    audit = run_audit(ctx, jobs, timeout=audit_timeout)
+    summary = audit.summary()
+    bad = summary["unreachable"] + summary["error"]
+    status = "failed" if bad else "done"
+    reason = (
+        f"audit: {summary['compliant']} compliant, {summary['drift']} drift, "
+        f"{summary['unreachable']} unreachable, {summary['error']} error"
+    )
+    return GroupOutcome(group, status, reason, [j.host for j in jobs], audit.to_json())

@@ -1,0 +1,49 @@
+"""A private ansible-runner workspace per run: private folder, Ansible settings kept inside."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+
+def ansible_env(known_hosts: Path | None, strict: bool = True) -> dict[str, str]:
+    """Environment for ansible-playbook: strict host keys, our venv's binaries first."""
+    venv_bin = str(Path(sys.executable).parent)
+    env = {
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+        "ANSIBLE_HOST_KEY_CHECKING": "True" if strict else "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+    }
+    if known_hosts is not None:
+        env["ANSIBLE_SSH_ARGS"] = (f"-o UserKnownHostsFile={known_hosts} "
+                                   "-o StrictHostKeyChecking=yes -o ControlMaster=auto "
+                                   "-o ControlPersist=60s")
+    return env
+
+
+class Workspace:
+    """A temporary private_data_dir (0700), removed on exit; ANSIBLE_HOME inside it."""
+
+    def __init__(self, prefix: str = "orchestrator-run-") -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+        os.chmod(self.path, 0o700)
+        (self.path / "ansible-home").mkdir(mode=0o700)
+
+    def env(self, known_hosts: Path | None, strict: bool = True) -> dict[str, str]:
+        env = ansible_env(known_hosts, strict)
+        env["ANSIBLE_HOME"] = str(self.path / "ansible-home")
+        env["ANSIBLE_LOCAL_TEMP"] = str(self.path / "ansible-home" / "tmp")
+        return env
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)

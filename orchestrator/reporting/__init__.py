@@ -1,0 +1,1 @@
+"""Formats results as text, JSON, Markdown or HTML. Decides nothing."""

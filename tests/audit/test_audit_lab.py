@@ -1,0 +1,208 @@
+"""Drift audit against real lab hosts over SSH (issue 5 acceptance)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli.main import main
+
+BASELINE = """
+apiVersion: orchestrator/v1
+kind: Baseline
+metadata: {{name: lab-linux}}
+spec:
+  platform: linux
+  packages:
+    installed: [openssh-server, acme-agent, acme-tls, python3]
+    absent: [telnetd]
+  services:
+    running: [ssh]
+  files:
+    - {{path: /etc/passwd, owner: root, group: root, mode: "0644", contains: ["root:x:0:0"]}}
+    - {{path: /etc/hostname, owner: root, mode: "0644"}}
+    - {{path: /etc/motd.d/legacy, absent: true}}
+  sysctl: {{kernel.ostype: Linux}}
+  thresholds:
+    diskUsedPercent: {{max: 85, mounts: ["/", "/srv/data"]}}
+---
+apiVersion: orchestrator/v1
+kind: AssetGroup
+metadata: {{name: fleet}}
+spec:
+  hosts: {{patterns: [{hosts}]}}
+  baselines: [lab-linux]
+---
+apiVersion: orchestrator/v1
+kind: Waiver
+metadata: {{name: tools-optional}}
+spec:
+  hosts: [{waived_host}]
+  checks: ["package.installed:acme-agent"]
+  justification: the agent is being retired on this host
+  expires: {expires}
+"""
+
+
+def workdir(tmp_path: Path, lab, hosts: list[str], waived: str = "nobody",
+            expires: str = "2099-12-31") -> Path:
+    (tmp_path / "policies").mkdir(parents=True)
+    (tmp_path / "policies" / "lab.yml").write_text(BASELINE.format(
+        hosts=", ".join(f'"{h}"' for h in hosts), waived_host=waived, expires=expires))
+    (tmp_path / "orchestrator.yml").write_text(textwrap.dedent(f"""\
+        policies: policies/
+        inventory: {lab.inventory_path}
+        state: sqlite:///state.db
+        ssh: {{knownHosts: {lab.known_hosts_path}, hostKeys: strict}}
+        """))
+    return tmp_path
+
+
+def audit(capsys, cwd: Path, monkeypatch, *extra: str) -> tuple[int, dict]:
+    monkeypatch.chdir(cwd)
+    code = main(["--format", "json", "audit", *extra])
+    out, err = capsys.readouterr()
+    return code, json.loads(out)
+
+
+def prepare_data_mount(lab, host: str) -> None:
+    lab.ssh(host, "mkdir -p /srv/data && mount -t tmpfs -o size=4m tmpfs /srv/data")
+
+
+def findings(host: dict) -> dict[str, dict]:
+    return {c["id"]: c for c in host["checks"] if c["status"] != "pass"}
+
+
+@pytest.fixture
+def fresh(lab_fleet, lab_fresh_host):
+    prepare_data_mount(lab_fleet, lab_fresh_host)
+    return lab_fresh_host
+
+
+def test_clean_host_is_compliant(lab_fleet, fresh, tmp_path, capsys, monkeypatch) -> None:
+    cwd = workdir(tmp_path, lab_fleet, [fresh])
+    code, data = audit(capsys, cwd, monkeypatch)
+    host = data["hosts"][0]
+    assert findings(host) == {}, host
+    assert code == 0 and host["status"] == "compliant"
+    assert data["summary"] == {"hosts": 1, "compliant": 1, "drift": 0, "unreachable": 0,
+                               "error": 0}
+    ids = {c["id"] for c in host["checks"]}
+    assert {"package.absent:telnetd", "service.running:ssh", "file.mode:/etc/passwd",
+            "file.contains:/etc/passwd", "sysctl:kernel.ostype",
+            "threshold.diskUsedPercent:/srv/data", "file.absent:/etc/motd.d/legacy"} <= ids
+
+
+def test_drift_names_exactly_the_changes(lab_fleet, fresh, tmp_path, capsys,
+                                         monkeypatch) -> None:
+    lab_fleet.ssh(fresh, "chmod 0600 /etc/hostname && "
+                  "dpkg -r acme-tls >/dev/null && "
+                  "mkdir -p /etc/motd.d && echo old > /etc/motd.d/legacy && "
+                  "dd if=/dev/zero of=/srv/data/fill bs=1k count=3800 2>/dev/null")
+    cwd = workdir(tmp_path, lab_fleet, [fresh])
+    code, data = audit(capsys, cwd, monkeypatch)
+    assert code == 2
+    found = findings(data["hosts"][0])
+    assert set(found) == {"file.mode:/etc/hostname", "package.installed:acme-tls",
+                          "file.absent:/etc/motd.d/legacy",
+                          "threshold.diskUsedPercent:/srv/data"}
+    assert (found["file.mode:/etc/hostname"]["expected"],
+            found["file.mode:/etc/hostname"]["actual"]) == ("0644", "0600")
+    assert found["package.installed:acme-tls"]["actual"] == "absent"
+    assert found["file.absent:/etc/motd.d/legacy"]["actual"] == "present"
+    assert found["threshold.diskUsedPercent:/srv/data"]["expected"] == "<= 85"
+    assert found["threshold.diskUsedPercent:/srv/data"]["actual"] > 85
+    assert all(f["status"] == "drift" for f in found.values())
+
+
+def test_waiver_applies_until_it_expires(lab_fleet, fresh, tmp_path, capsys,
+                                         monkeypatch) -> None:
+    lab_fleet.ssh(fresh, "dpkg -r acme-agent >/dev/null")
+    live = workdir(tmp_path / "live", lab_fleet, [fresh], waived=fresh)
+    code, data = audit(capsys, live, monkeypatch)
+    check = findings(data["hosts"][0])["package.installed:acme-agent"]
+    assert code == 0 and check["status"] == "waived"
+    assert check["waiver"]["name"] == "tools-optional"
+    expired = workdir(tmp_path / "expired", lab_fleet, [fresh], waived=fresh,
+                      expires="2020-01-01")
+    code, data = audit(capsys, expired, monkeypatch)
+    check = findings(data["hosts"][0])["package.installed:acme-agent"]
+    assert code == 2 and check["status"] == "drift"
+    assert check["waiver"]["expired"] is True and "no longer applies" in check["waiver"]["note"]
+
+
+def test_unreachable_host_does_not_stop_the_others(lab_fleet, fresh, tmp_path, capsys,
+                                                   monkeypatch) -> None:
+    others = lab_fleet.shared_hosts
+    for h in others:
+        prepare_data_mount(lab_fleet, h)
+    lab_fleet.kill_sshd(fresh)
+    cwd = workdir(tmp_path, lab_fleet, [*others, fresh])
+    code, data = audit(capsys, cwd, monkeypatch)
+    by_host = {h["host"]: h for h in data["hosts"]}
+    assert by_host[fresh]["status"] == "unreachable"
+    assert by_host[fresh]["error"] and "\n" not in by_host[fresh]["error"]
+    assert all(by_host[h]["status"] in ("compliant", "drift") for h in others)
+    assert all(by_host[h]["checks"] for h in others)
+    # SPEC: drift wins over incomplete; without drift, unreachable hosts mean 4
+    expected = 2 if any(by_host[h]["status"] == "drift" for h in others) else 4
+    assert code == expected
+
+
+def test_audit_records_start_hosts_and_end(lab_fleet, fresh, tmp_path, capsys,
+                                           monkeypatch) -> None:
+    cwd = workdir(tmp_path, lab_fleet, [fresh])
+    code, data = audit(capsys, cwd, monkeypatch)
+    main(["log", "--format", "json", "--run", data["run"]])
+    records = [json.loads(x) for x in capsys.readouterr()[0].splitlines()]
+    assert [r["action"] for r in records] == ["audit.start", "audit", "audit.end"]
+    assert records[1]["host"] == fresh and records[1]["status"] == "compliant"
+    assert records[2]["details"]["compliant"] == 1
+    assert main(["log", "verify"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "script", "reason"),
+    [
+        ("garbage", "#!/bin/sh\nhead -c 300 /dev/urandom\n", "packages"),
+        ("hang", "#!/bin/sh\nexec sleep 600\n", "timed out"),
+        ("drop", "#!/bin/sh\nkill -9 $(ps -o ppid= -p $PPID) $PPID 2>/dev/null\n"
+                 "for p in /proc/[0-9]*; do\n"
+                 "  case $(cat $p/comm 2>/dev/null) in sshd) kill -9 ${p#/proc/};; esac\n"
+                 "done\nsleep 30\n", ""),
+    ],
+    ids=["garbage", "hang", "drop"],
+)
+def test_bad_host_output_is_an_error_for_that_host_only(lab_fleet, fresh, tmp_path, capsys,
+                                                        monkeypatch, name, script,
+                                                        reason) -> None:
+    target = "dpkg-query" if name == "garbage" else "df"
+    lab_fleet.ssh(fresh, f"printf %s {shlex.quote(script)} > /usr/local/bin/{target} && "
+                  f"chmod 0755 /usr/local/bin/{target}")
+    others = lab_fleet.shared_hosts
+    for h in others:
+        prepare_data_mount(lab_fleet, h)
+    cwd = workdir(tmp_path, lab_fleet, [*others, fresh])
+    code, data = audit(capsys, cwd, monkeypatch, "--timeout", "5")
+    by_host = {h["host"]: h for h in data["hosts"]}
+    bad = by_host[fresh]
+    assert bad["status"] == "error", bad
+    text = bad["error"] or " ".join(str(c["actual"]) for c in bad["checks"]
+                                    if c["status"] == "error")
+    assert reason in text
+    assert all("\n" not in str(c["actual"]) for c in bad["checks"] if c["status"] == "error")
+    assert all(by_host[h]["status"] in ("compliant", "drift") for h in others)
+    assert code in (2, 4)
+
+
+def test_file_that_is_not_utf8(lab_fleet, fresh, tmp_path, capsys, monkeypatch) -> None:
+    lab_fleet.ssh(fresh, "printf 'root:x:0:0 \\377\\376 caf\\351\\n' >> /etc/passwd")
+    cwd = workdir(tmp_path, lab_fleet, [fresh])
+    code, data = audit(capsys, cwd, monkeypatch)
+    checks = {c["id"]: c for c in data["hosts"][0]["checks"]}
+    assert checks["file.contains:/etc/passwd"]["status"] == "pass"
+    assert code == 0
