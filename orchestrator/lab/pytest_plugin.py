@@ -6,7 +6,8 @@
 - `lab_fresh_host` (function): the name of a host reset to a fresh writable layer before and
   after this test.
 Tests using these fixtures are skipped (with the reason) when not root or when the lab
-cannot run here, unless ORCHESTRATOR_LAB_REQUIRED=1 (as `make test` sets): then they fail. Each xdist worker gets its own lab folder and addresses.
+cannot run here, unless ORCHESTRATOR_LAB_REQUIRED=1 (as `make test` sets): then they fail.
+Each xdist worker gets its own lab folder and addresses.
 """
 
 from __future__ import annotations
