@@ -206,3 +206,41 @@ def test_file_that_is_not_utf8(lab_fleet, fresh, tmp_path, capsys, monkeypatch) 
     checks = {c["id"]: c for c in data["hosts"][0]["checks"]}
     assert checks["file.contains:/etc/passwd"]["status"] == "pass"
     assert code == 0
+
+
+PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: login banner is set
+      ansible.builtin.lineinfile:
+        path: /etc/issue.net
+        line: Authorized use only
+    - name: hostname file is readable
+      ansible.builtin.file:
+        path: /etc/hostname
+        mode: "0644"
+"""
+
+
+def test_ansible_baseline_changed_tasks_are_findings(lab_fleet, fresh, tmp_path, capsys,
+                                                     monkeypatch) -> None:
+    cwd = workdir(tmp_path, lab_fleet, [fresh])
+    (cwd / "playbooks").mkdir()
+    (cwd / "playbooks" / "banner.yml").write_text(PLAYBOOK)
+    (cwd / "policies" / "ansible.yml").write_text(
+        "apiVersion: orchestrator/v1\nkind: Baseline\nmetadata: {name: banner}\n"
+        "spec: {platform: linux, ansible: {playbook: banner.yml}}\n---\n"
+        "apiVersion: orchestrator/v1\nkind: AssetGroup\nmetadata: {name: banner-hosts}\n"
+        f"spec: {{hosts: {{patterns: ['{fresh}']}}, baselines: [banner]}}\n")
+    before = lab_fleet.ssh(fresh, "cat /etc/issue.net 2>/dev/null; true").stdout
+    code, data = audit(capsys, cwd, monkeypatch, "--group", "banner-hosts")
+    found = findings(data["hosts"][0])
+    assert set(found) == {"ansible:login banner is set"}, found
+    assert found["ansible:login banner is set"]["status"] == "drift"
+    assert code == 2
+    # check mode changed nothing on the host
+    assert lab_fleet.ssh(fresh, "cat /etc/issue.net 2>/dev/null; true").stdout == before
+    lab_fleet.ssh(fresh, "echo 'Authorized use only' >> /etc/issue.net")
+    code, data = audit(capsys, cwd, monkeypatch, "--group", "banner-hosts")
+    assert code == 0 and findings(data["hosts"][0]) == {}
