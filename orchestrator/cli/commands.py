@@ -13,6 +13,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "orchestrator.cli.log": ("log",),
     "orchestrator.cli.windows": ("windows",),
     "orchestrator.cli.schedule": ("schedule",),
+    "orchestrator.cli.audit": ("audit",),
+    "orchestrator.cli.run_window": ("run_window_cmd",),
+    "orchestrator.cli.lab": ("lab",),
 }
 
 
