@@ -4,8 +4,8 @@ POSIX: each fact runs in a subshell `( ... ) </dev/null`, followed on stdout and
 `\\n@@ORCH:<nonce>:<index>:<exit status>\\n`. The nonce is random per batch, so a host's
 output cannot forge a delimiter by accident. A section whose delimiter never arrives (the
 batch was cut short) is an error for that fact alone; so is output a parser cannot read.
-PowerShell: each fact runs in try/catch; its output (or the error message) is followed by the
-same delimiter on stdout.
+PowerShell: each fact runs as a script block in try/catch, its output collected with Out-String;
+that text (or the error message, exit status 1) is followed by the same delimiter on stdout.
 """
 
 from __future__ import annotations
@@ -93,11 +93,11 @@ class FactBatch:
         ]
         for i, code in enumerate(self._codes):
             mark = powershell_quote(f"@@ORCH:{self.nonce}:{i}:")
-            lines.append(
-                "$_rc = 0; try { $_o = (& { " + code + " } | Out-String -Width 65536) } "
-                "catch { $_o = $_.Exception.Message; $_rc = 1 }; "
-                f'[Console]::Out.Write($_o); [Console]::Out.Write("`n" + {mark} + $_rc + "`n")'
-            )
+            lines += [
+                f"try {{ $o = & {{\n{code}\n}} | Out-String -Width 65536; $rc = 0 }}",
+                "catch { $o = $_.Exception.Message; $rc = 1 }",
+                f'[Console]::Out.Write($o + "`n" + {mark} + $rc + "`n")',
+            ]
         return "\n".join(lines) + "\n"
 
     # -- output --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,15 +83,12 @@ def _names(args: tuple[str, ...]) -> None:
 
 
 def services_cmd(args: tuple[str, ...]) -> str:
+    """Names Get-Service does not find are left out (and reported as missing by the parser);
+    PowerShell 5.1 prints Status and StartType as numbers, 7 as numbers too."""
     names = ",".join(pq(a) for a in args)
     return (
-        f"$r = foreach ($x in @({names})) {{ "
-        "$s = Get-Service -Name ([Management.Automation.WildcardPattern]::Escape($x)) "
-        "-ErrorAction SilentlyContinue | Select-Object -First 1; "
-        "if ($s) { [pscustomobject]@{Name=$x; Status=[string]$s.Status; "
-        "StartType=[string]$s.StartType} } "
-        "else { [pscustomobject]@{Name=$x; Status=$null; StartType=$null} } }; "
-        "ConvertTo-Json -Compress -InputObject @($r)"
+        f"Get-Service -Name {names} -ErrorAction SilentlyContinue | "
+        "Select-Object Name, Status, StartType | ConvertTo-Json -Compress"
     )
 
 
@@ -103,17 +101,22 @@ def parse_services(out: Output, args: tuple[str, ...]) -> dict[str, WinService]:
         result[str(item["Name"])] = WinService(
             str(item["Name"]), status is not None, status, _enum(item.get("StartType"), START)
         )
-    for name in args:  # a name Get-Service did not list does not exist
-        result.setdefault(name, WinService(name, False))
-    return {k: v for k, v in result.items() if k in args} if args else result
+    if not args:
+        return result
+    by_lower = {k.lower(): v for k, v in result.items()}
+    # a name Get-Service did not list does not exist; a wildcard's extra matches are dropped
+    return {
+        name: replace(by_lower[name.lower()], name=name)
+        if name.lower() in by_lower else WinService(name, False)
+        for name in args
+    }
 
 
 # -- hotfixes -----------------------------------------------------------------------------
 def hotfixes_cmd(args: tuple[str, ...]) -> str:
+    """InstalledOn is a DateTime: "/Date(ms)/" (or PS 5.1's {"value": ..., "DateTime": ...})."""
     return (
-        "$h = Get-HotFix | Select-Object HotFixID, Description, "
-        "@{n='InstalledOn';e={ if ($_.InstalledOn) { $_.InstalledOn.ToString('yyyy-MM-dd') } }}; "
-        "ConvertTo-Json -Compress -InputObject @($h)"
+        "Get-HotFix | Select-Object HotFixID, Description, InstalledOn | ConvertTo-Json -Compress"
     )
 
 
@@ -139,17 +142,23 @@ def _registry_check(args: tuple[str, ...]) -> None:
 
 
 def registry_cmd(args: tuple[str, ...]) -> str:
+    """Get-Item gives the RegistryKey: its value kind, and the value without expanding
+    %VARIABLES% in REG_EXPAND_SZ."""
     key, name = args
     name = "" if name == "(default)" else name
     k, n = pq(key), pq(name)
     return (
-        f"$k = Get-Item -LiteralPath {k} -ErrorAction SilentlyContinue; "
-        'if ($null -eq $k) { \'{"keyExists":false,"exists":false}\' } '
-        f"elseif ($k.GetValueNames() -contains {n}) {{ "
-        "ConvertTo-Json -Compress -Depth 3 -InputObject ([ordered]@{keyExists=$true; exists=$true; "
-        f"kind=$k.GetValueKind({n}).ToString(); "
-        f"value=$k.GetValue({n}, $null, 'DoNotExpandEnvironmentNames')}}) }} "
-        'else { \'{"keyExists":true,"exists":false}\' }'
+        f"$k = Get-Item -LiteralPath {k} -ErrorAction SilentlyContinue\n"
+        "if ($null -eq $k) { '{\"keyExists\":false,\"exists\":false}' }\n"
+        f"elseif ($k.GetValueNames() -contains {n}) {{\n"
+        "  [pscustomobject]@{\n"
+        "    keyExists = $true\n"
+        "    exists = $true\n"
+        f"    kind = $k.GetValueKind({n}).ToString()\n"
+        f"    value = $k.GetValue({n}, $null, 'DoNotExpandEnvironmentNames')\n"
+        "  } | ConvertTo-Json -Compress -Depth 3\n"
+        "}\n"
+        "else { '{\"keyExists\":true,\"exists\":false}' }"
     )
 
 
@@ -166,22 +175,19 @@ def parse_registry(out: Output, args: tuple[str, ...]) -> RegistryValue:
 
 
 # -- pending reboot -----------------------------------------------------------------------
-REBOOT_CMD = (
-    "$sm = 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager'; "
-    "$cn = 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\ComputerName'; "
-    "$r = [ordered]@{"
-    "componentBasedServicing = Test-Path -LiteralPath "
-    "'HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\"
-    "Component Based Servicing\\RebootPending'; "
-    "windowsUpdate = Test-Path -LiteralPath "
-    "'HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\"
-    "WindowsUpdate\\Auto Update\\RebootRequired'; "
-    "pendingFileRename = $null -ne (Get-ItemProperty -LiteralPath $sm "
-    "-Name PendingFileRenameOperations -ErrorAction SilentlyContinue); "
-    'computerRename = (Get-ItemProperty -LiteralPath "$cn\\ActiveComputerName").ComputerName '
-    '-ne (Get-ItemProperty -LiteralPath "$cn\\ComputerName").ComputerName}; '
-    "ConvertTo-Json -Compress -InputObject $r"
-)
+REBOOT_CMD = """\
+$cn = 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\ComputerName'
+[pscustomobject]@{
+  componentBasedServicing = Test-Path -LiteralPath \
+'HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\RebootPending'
+  windowsUpdate = Test-Path -LiteralPath \
+'HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update\\RebootRequired'
+  pendingFileRename = $null -ne (Get-ItemProperty -LiteralPath \
+'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager' \
+-Name PendingFileRenameOperations -ErrorAction SilentlyContinue)
+  computerRename = (Get-ItemPropertyValue -LiteralPath "$cn\\ActiveComputerName" \
+-Name ComputerName) -ne (Get-ItemPropertyValue -LiteralPath "$cn\\ComputerName" -Name ComputerName)
+} | ConvertTo-Json -Compress"""
 REBOOT_REASONS = {
     "componentBasedServicing": "Component Based Servicing\\RebootPending exists",
     "windowsUpdate": "WindowsUpdate\\Auto Update\\RebootRequired exists",

@@ -1,36 +1,50 @@
-"""A small PowerShell/cmd interpreter over a recorded Windows host state (stdlib only).
+"""The commands of the lab's Windows emulator, run against a recorded host state (stdlib only).
 
-Not Windows: it understands the statements listed below, separated by `;` or new lines, each
-optionally piped into `ConvertTo-Json` (other pipeline stages such as Select-Object, Out-String,
-Format-List are ignored). Objects are emitted with string enum values (Status "Running",
-StartType "Automatic"); a single object is emitted unwrapped, like PowerShell does.
+A recorded-state emulator, not Windows. `powershell -EncodedCommand` / `-Command` scripts are
+parsed and run by `winps_lang.py` (a PowerShell subset, documented there); the commands that
+touch the host are these, over `<state_dir>/<host>.json` (see winstate.py):
 
-  hostname | $env:COMPUTERNAME | whoami | Write-Output/echo TEXT | exit N
-  Get-Service [[-Name] A,B]            Start-Service/Stop-Service [-Name] A
-  Set-Service [-Name] A -StartupType T Get-HotFix [[-Id] KB1,KB2]
-  Get-ItemProperty [-Path] KEY [[-Name] N]     Get-ItemPropertyValue [-Path] KEY [-Name] N
-  Set-ItemProperty [-Path] KEY [-Name] N -Value V    Test-Path KEY
-  Get-CimInstance Win32_OperatingSystem | Win32_LogicalDisk     Restart-Computer [-Force]
+  hostname, whoami, $env:COMPUTERNAME
+  Get-Service [[-Name] A,B (wildcards)]    Start-Service/Stop-Service/Restart-Service [-Name] A
+  Set-Service [-Name] A [-StartupType T] [-Status S]
+  Get-HotFix [[-Id] KB1,KB2]               (InstalledOn is a DateTime: "/Date(ms)/" in JSON)
+  Get-Item [-Path|-LiteralPath] HKLM:\\KEY  (a RegistryKey: GetValueNames(), GetValue(name
+                                            [, default[, options]]), GetValueKind(name),
+                                            Name, Property, ValueCount)
+  Get-ItemProperty KEY [[-Name] N]         Get-ItemPropertyValue KEY [-Name] N
+  Set-ItemProperty KEY [-Name] N [-Value] V    Test-Path KEY
+  Get-CimInstance/Get-WmiObject Win32_OperatingSystem | Win32_LogicalDisk
+  Restart-Computer [-Force]
   a script naming Microsoft.Update.Session (the Windows Update searcher), as a whole: the pending
   updates (Title, KBArticleIDs, MsrcSeverity, Categories, LastDeploymentChangeTime, RebootRequired)
-Unknown commands fail like PowerShell: "X : The term 'X' is not recognized ..." and exit code 1.
+
+Registry values in the state are ints (DWord, QWord above 32 bits), strings (String), lists of
+strings (MultiString) or {"kind": K, "value": V}. Some keys are derived from the state: the
+Windows Update RebootRequired key exists while `reboot_pending` is true, and ComputerName /
+ActiveComputerName hold the hostname unless the state records them. cmd lines: hostname,
+whoami, echo, exit N. Unknown commands fail like Windows ("... is not recognized ...", exit 1).
 """
 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import os
 import re
-import shlex
 from datetime import UTC, datetime
+from typing import Any
 
+try:  # imported as orchestrator.lab.winps (tests) or as a sibling script (winrm_server.py)
+    from . import winps_lang as L
+except ImportError:  # pragma: no cover - the lab server's own import path
+    import winps_lang as L  # type: ignore[no-redef]
+
+PSError = L.PSError
 REBOOT_KEY = ("HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update"
               "\\RebootRequired")
-
-
-class PSError(Exception):
-    pass
+COMPUTER_NAME = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\ComputerName"
+SESSION_MANAGER = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"
 
 
 def run_command(state_path: str, command: str, args: list[str]) -> tuple[bytes, bytes, int]:
@@ -70,202 +84,258 @@ def run_command(state_path: str, command: str, args: list[str]) -> tuple[bytes, 
     return out.encode(), err.encode(), code
 
 
-def _split(text: str, sep: str) -> list[str]:
-    """Split on sep characters outside quotes and braces."""
-    parts, cur, quote, depth = [], [], "", 0
-    for ch in text:
-        if quote:
-            cur.append(ch)
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-            cur.append(ch)
-        elif ch in "({":
-            depth += 1
-            cur.append(ch)
-        elif ch in ")}":
-            depth -= 1
-            cur.append(ch)
-        elif ch in sep and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return [p.strip() for p in parts if p.strip()]
-
-
 def run_script(state: dict, script: str) -> tuple[str, str, int]:
     if "microsoft.update.session" in script.lower():  # the whole script is an update search
-        return _render(_pending_updates(state), "convertto-json" in script.lower()), "", 0
-    out: list[str] = []
-    for stmt in _split(script, ";\n"):
-        if stmt.startswith("#"):
-            continue
-        stages = _split(stmt, "|")
-        as_json = any(s.lower().startswith("convertto-json") for s in stages[1:])
-        try:
-            m = re.match(r"^exit\s+(\d+)$", stages[0], re.I)
-            if m:
-                return "".join(out), "", int(m.group(1))
-            value = _cmdlet(state, stages[0])
-        except PSError as exc:
-            return "".join(out), str(exc) + "\r\n", 1
-        out.append(_render(value, as_json))
-    return "".join(out), "", 0
-
-
-def _render(value, as_json: bool) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list) and len(value) == 1:
-        value = value[0]
-    if as_json:
-        return json.dumps(value, indent=2) + "\n"
-    if isinstance(value, bool):
-        return ("True" if value else "False") + "\n"
-    if isinstance(value, (str, int, float)):
-        return f"{value}\n"
-    rows = value if isinstance(value, list) else [value]
-    text = []
-    for row in rows:
-        text += [f"{k} : {v}" for k, v in row.items()] + [""]
-    return "\n".join(text) + "\n"
-
-
-def _params(tokens: list[str]) -> tuple[list[str], dict[str, str]]:
-    pos, named, i = [], {}, 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok.startswith("-") and len(tok) > 1 and not tok[1:].isdigit():
-            key = tok[1:].lower()
-            if i + 1 < len(tokens) and not tokens[i + 1].startswith("-"):
-                named[key] = tokens[i + 1]
-                i += 2
-            else:
-                named[key] = "true"
-                i += 1
-        else:
-            pos.append(tok)
-            i += 1
-    return pos, named
-
-
-def _arg(pos: list[str], named: dict[str, str], key: str, index: int = 0) -> str | None:
-    if key in named:
-        return named[key]
-    return pos[index] if len(pos) > index else None
-
-
-def _names(value: str | None) -> list[str]:
-    return [v.strip().strip("'\"") for v in value.split(",") if v.strip()] if value else []
-
-
-def _cmdlet(state: dict, text: str):  # noqa: C901 - a dispatch table reads best as one function
-    lex = shlex.shlex(text, posix=True)
-    lex.whitespace_split, lex.escape, lex.commenters = True, "", ""
+        updates = _pending_updates(state)
+        value = updates[0] if len(updates) == 1 else updates
+        if "convertto-json" in script.lower():
+            return L.to_json(value, False) + "\n", "", 0
+        return "".join(L.format_default(u) for u in updates), "", 0
+    interp = L.Interp(_commands(state), {"COMPUTERNAME": state["hostname"],
+                                         "USERNAME": "Administrator"})
     try:
-        tokens = list(lex)
-    except ValueError as exc:
-        raise PSError(f"ParserError: {exc}") from exc
-    if not tokens:
-        return None
-    cmd, (pos, named) = tokens[0].lower(), _params(tokens[1:])
-    services = state["services"]
-    if cmd in ("hostname", "$env:computername"):
-        return state["hostname"]
-    if cmd == "whoami":
-        return "lab\\administrator"
-    if cmd in ("write-output", "echo", "write-host"):
-        return " ".join(pos)
-    if cmd == "get-service":
-        wanted = _names(_arg(pos, named, "name"))
-        rows = []
-        for name in wanted or sorted(services):
-            svc = _lookup(services, name)
-            if svc is None:
-                raise PSError(f"Get-Service : Cannot find any service with service name '{name}'.")
-            rows.append({"Name": svc[0], **svc[1]})
-        return rows
-    if cmd in ("start-service", "stop-service", "restart-service"):
-        for name in _names(_arg(pos, named, "name")):
-            svc = _lookup(services, name)
-            if svc is None:
-                raise PSError(f"{tokens[0]} : Cannot find any service with service name '{name}'.")
-            if cmd != "stop-service" and svc[1]["StartType"] == "Disabled":
-                raise PSError(f"{tokens[0]} : Service '{name}' cannot be started because it is "
-                              "disabled.")
-            svc[1]["Status"] = "Stopped" if cmd == "stop-service" else "Running"
-        return None
-    if cmd == "set-service":
-        svc = _lookup(services, _arg(pos, named, "name") or "")
-        if svc is None:
-            raise PSError("Set-Service : Cannot find the service.")
-        if "startuptype" in named:
-            svc[1]["StartType"] = named["startuptype"]
-        if "status" in named:
-            svc[1]["Status"] = named["status"]
-        return None
-    if cmd == "get-hotfix":
-        wanted = {n.upper() for n in _names(_arg(pos, named, "id"))}
-        rows = [h for h in state["hotfixes"] if not wanted or h["HotFixID"].upper() in wanted]
-        missing = wanted - {h["HotFixID"].upper() for h in rows}
-        if missing:
-            raise PSError(f"Get-HotFix : Cannot find the requested hotfix '{sorted(missing)[0]}'.")
-        return rows
-    if cmd in ("get-itemproperty", "get-itempropertyvalue", "set-itemproperty"):
-        path = _arg(pos, named, "path") or ""
-        key = _reg_key(state, path)
-        if key is None:
-            raise PSError(f"{tokens[0]} : Cannot find path '{path}' because it does not exist.")
-        name = _arg(pos, named, "name", 1)
-        if cmd == "set-itemproperty":
-            value = named.get("value", pos[2] if len(pos) > 2 else "")
-            key[name] = int(value) if re.fullmatch(r"-?\d+", value) else value
-            return None
-        if name is None:
-            return dict(key)
-        if name not in key:
-            raise PSError(f"{tokens[0]} : Property {name} does not exist at path {path}.")
-        return key[name] if cmd == "get-itempropertyvalue" else {name: key[name]}
-    if cmd == "test-path":
-        path = _arg(pos, named, "path") or ""
-        if path.lower() == REBOOT_KEY.lower():
-            return bool(state.get("reboot_pending"))
-        return _reg_key(state, path) is not None
-    if cmd in ("get-ciminstance", "get-wmiobject"):
-        cls = (_arg(pos, named, "classname") or _arg(pos, named, "class") or "").lower()
-        if cls == "win32_operatingsystem":
-            os_ = state["os"]
-            return {"Caption": os_["caption"], "Version": os_["version"],
-                    "BuildNumber": os_["build"], "CSName": state["hostname"],
-                    "LastBootUpTime": state.get("last_boot", "2024-01-01T00:00:00Z")}
-        if cls == "win32_logicaldisk":
-            return [{"DeviceID": dev, "Size": d["SizeGB"] * 2**30, "FreeSpace": d["FreeGB"] * 2**30}
-                    for dev, d in state["disks"].items()]
-        raise PSError(f"{tokens[0]} : Invalid class \"{cls}\"")
-    if cmd == "restart-computer":
-        state["reboot_pending"] = False
-        state["last_boot"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return None
-    raise PSError(f"{tokens[0]} : The term '{tokens[0]}' is not recognized as the name of a "
-                  "cmdlet, function, script file, or operable program.")
+        return interp.run(script)
+    except Exception as exc:  # noqa: BLE001 - an emulator bug must not take the endpoint down
+        return "", f"winps internal error: {type(exc).__name__}: {exc}\r\n", 1
 
 
-def _lookup(services: dict, name: str):
+# ------------------------------------------------------------------------------ registry
+def _kind(value: Any) -> tuple[str, Any]:
+    if isinstance(value, dict) and "kind" in value:
+        return str(value["kind"]), value.get("value")
+    if isinstance(value, bool):
+        return "DWord", int(value)
+    if isinstance(value, int):
+        return ("QWord" if value >= 2**32 else "DWord"), value
+    if isinstance(value, list):
+        return ("MultiString" if all(isinstance(v, str) for v in value) else "Binary"), value
+    return "String", value
+
+
+def _norm(path: str) -> str:
+    p = re.sub(r"^(Microsoft\.PowerShell\.Core\\)?Registry::", "", path, flags=re.I)
+    p = re.sub(r"^HKEY_LOCAL_MACHINE(\\|$)", r"HKLM:\1", p, flags=re.I)
+    p = re.sub(r"^HKLM(\\|$)", r"HKLM:\1", p, flags=re.I)
+    return p.rstrip("\\").lower()
+
+
+def _registry(state: dict) -> dict[str, dict]:
+    """Every key: the recorded ones plus those derived from the state."""
+    reg = {_norm(k): v for k, v in state.get("registry", {}).items()}
+    derived = {
+        f"{COMPUTER_NAME}\\ActiveComputerName": {"ComputerName": state["hostname"]},
+        f"{COMPUTER_NAME}\\ComputerName": {"ComputerName": state["hostname"]},
+        SESSION_MANAGER: {},
+    }
+    if state.get("reboot_pending"):
+        derived[REBOOT_KEY] = {}
+    for key, values in derived.items():
+        reg.setdefault(_norm(key), values)
+    return reg
+
+
+class RegistryKey:
+    def __init__(self, path: str, values: dict) -> None:
+        self.path, self.values = path, values
+
+    def _find(self, name: str) -> str | None:
+        name = "" if name == "(default)" else name
+        return next((k for k in self.values if k.lower() == name.lower()), None)
+
+    def ps_member(self, name: str) -> Any:
+        if name == "name":
+            return re.sub(r"^HKLM:", "HKEY_LOCAL_MACHINE", self.path, flags=re.I)
+        if name == "property":
+            return list(self.values)
+        if name == "valuecount":
+            return len(self.values)
+        if name == "pspath":
+            return "Microsoft.PowerShell.Core\\Registry::" + self.ps_member("name")
+        return None
+
+    def ps_call(self, name: str, args: list) -> Any:
+        if name == "getvaluenames":
+            return list(self.values)
+        if name in ("getvalue", "getvaluekind") and args:
+            key = self._find(L.to_string(args[0]))
+            if name == "getvaluekind":
+                if key is None:
+                    raise PSError('Exception calling "GetValueKind" with "1" argument(s): "The '
+                                  'specified registry key does not exist."')
+                return _kind(self.values[key])[0]
+            if key is None:
+                return args[1] if len(args) > 1 else None
+            return _kind(self.values[key])[1]
+        raise PSError(f"Method invocation failed because [Microsoft.Win32.RegistryKey] does not "
+                      f"contain a method named '{name}'.")
+
+    def __str__(self) -> str:
+        return self.ps_member("name")
+
+
+# ------------------------------------------------------------------------------ commands
+def _names(value: Any) -> list[str]:
+    return [L.to_string(v) for v in L.enumerate_(value)]
+
+
+def _find_service(services: dict, name: str) -> tuple[str, dict] | None:
     for key, val in services.items():
         if key.lower() == name.lower():
             return key, val
     return None
 
 
-def _reg_key(state: dict, path: str) -> dict | None:
-    path = path.replace("HKEY_LOCAL_MACHINE", "HKLM:").replace("Registry::", "")
-    for key, values in state["registry"].items():
-        if key.lower() == path.lower():
-            return values
-    return None
+def _service_obj(name: str, svc: dict) -> L.PSObject:
+    return L.PSObject(Name=name, DisplayName=svc.get("DisplayName", name),
+                      Status=svc["Status"], StartType=svc["StartType"])
+
+
+def _hotfix_obj(h: dict) -> L.PSObject:
+    when = h.get("InstalledOn")
+    date = L.PSDate(datetime.strptime(when, "%Y-%m-%d")) if when else None
+    return L.PSObject(HotFixID=h["HotFixID"], Description=h.get("Description"),
+                      InstalledOn=date)
+
+
+def _commands(state: dict) -> dict[str, L.Command]:  # noqa: C901 - the command table
+    services = state["services"]
+
+    def get_service(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+        rows = []
+        for name in _names(b.get("name", 0)) or sorted(services, key=str.lower):
+            if any(c in name for c in "*?["):
+                rows += [_service_obj(k, v) for k, v in sorted(services.items())
+                         if fnmatch.fnmatchcase(k.lower(), name.lower())]
+                continue
+            svc = _find_service(services, name)
+            if svc is None:
+                ip.error(f"Cannot find any service with service name '{name}'.", "Get-Service", ea)
+            else:
+                rows.append(_service_obj(*svc))
+        return rows
+
+    def change_service(cmd: str):
+        def run(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+            for name in _names(b.get("name", 0)):
+                svc = _find_service(services, name)
+                if svc is None:
+                    ip.error(f"Cannot find any service with service name '{name}'.", cmd, ea)
+                elif cmd != "Stop-Service" and svc[1]["StartType"] == "Disabled":
+                    ip.error(f"Service '{svc[0]}' cannot be started because it is disabled.",
+                             cmd, ea)
+                else:
+                    svc[1]["Status"] = "Stopped" if cmd == "Stop-Service" else "Running"
+            return []
+        return run
+
+    def set_service(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+        name = L.to_string(b.get("name", 0))
+        svc = _find_service(services, name)
+        if svc is None:
+            ip.error(f"Service {name} was not found on computer '.'.", "Set-Service", ea)
+            return []
+        if "startuptype" in b.named:
+            svc[1]["StartType"] = L.to_string(b.named["startuptype"])
+        if "status" in b.named:
+            svc[1]["Status"] = L.to_string(b.named["status"])
+        return []
+
+    def get_hotfix(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+        wanted = [n.upper() for n in _names(b.get("id", 0))]
+        rows = [h for h in state["hotfixes"] if not wanted or h["HotFixID"].upper() in wanted]
+        for kb in wanted:
+            if kb not in {h["HotFixID"].upper() for h in rows}:
+                ip.error(f"Cannot find the requested hotfix '{kb}'.", "Get-HotFix", ea)
+        return [_hotfix_obj(h) for h in rows]
+
+    def key_of(ip: L.Interp, b: L.Bound, cmd: str, ea: str | None) -> RegistryKey | None:
+        path = L.to_string(b.get("literalpath") or b.get("path", 0))
+        values = _registry(state).get(_norm(path))
+        if values is None:
+            ip.error(f"Cannot find path '{path}' because it does not exist.", cmd, ea)
+            return None
+        return RegistryKey(path, values)
+
+    def get_item(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+        key = key_of(ip, b, "Get-Item", ea)
+        return [key] if key else []
+
+    def get_item_property(cmd: str):
+        def run(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+            key = key_of(ip, b, cmd, ea)
+            if key is None:
+                return []
+            names = _names(b.get("name", 1))
+            if not names and cmd == "Get-ItemProperty":
+                return [L.PSObject((k, _kind(v)[1]) for k, v in key.values.items())]
+            out = L.PSObject()
+            for name in names:
+                real = key._find(name)
+                if real is None:
+                    ip.error(f"Property {name} does not exist at path "
+                             f"{key.ps_member('name')}.", cmd, ea)
+                    continue
+                out[real] = _kind(key.values[real])[1]
+            if cmd == "Get-ItemPropertyValue":
+                return list(out.values())
+            return [out] if out else []
+        return run
+
+    def set_item_property(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+        path = L.to_string(b.get("literalpath") or b.get("path", 0))
+        reg = state.setdefault("registry", {})
+        real = next((k for k in reg if _norm(k) == _norm(path)), None)
+        if real is None:
+            ip.error(f"Cannot find path '{path}' because it does not exist.",
+                     "Set-ItemProperty", ea)
+            return []
+        name = L.to_string(b.get("name", 1))
+        value = b.get("value", 2)
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+            value = int(value)
+        existing = next((k for k in reg[real] if k.lower() == name.lower()), name)
+        reg[real][existing] = value
+        return []
+
+    def test_path(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+        path = L.to_string(b.get("literalpath") or b.get("path", 0))
+        return [_norm(path) in _registry(state)]
+
+    def cim(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+        cls = L.to_string(b.get("classname") or b.get("class", 0)).lower()
+        if cls == "win32_operatingsystem":
+            os_ = state["os"]
+            return [L.PSObject(Caption=os_["caption"], Version=os_["version"],
+                               BuildNumber=os_["build"], CSName=state["hostname"],
+                               LastBootUpTime=state.get("last_boot", "2024-01-01T00:00:00Z"))]
+        if cls == "win32_logicaldisk":
+            return [L.PSObject(DeviceID=dev, Size=d["SizeGB"] * 2**30,
+                               FreeSpace=d["FreeGB"] * 2**30)
+                    for dev, d in state["disks"].items()]
+        raise PSError(f'Invalid class "{cls}"', "Get-CimInstance")
+
+    def restart(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+        state["reboot_pending"] = False
+        state["last_boot"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return []
+
+    return {
+        "hostname": lambda ip, b, d, ea: [state["hostname"]],
+        "whoami": lambda ip, b, d, ea: ["lab\\administrator"],
+        "get-service": get_service,
+        "start-service": change_service("Start-Service"),
+        "stop-service": change_service("Stop-Service"),
+        "restart-service": change_service("Restart-Service"),
+        "set-service": set_service,
+        "get-hotfix": get_hotfix,
+        "get-item": get_item,
+        "get-itemproperty": get_item_property("Get-ItemProperty"),
+        "get-itempropertyvalue": get_item_property("Get-ItemPropertyValue"),
+        "set-itemproperty": set_item_property,
+        "test-path": test_path,
+        "get-ciminstance": cim, "get-wmiobject": cim,
+        "restart-computer": restart,
+    }
 
 
 def _pending_updates(state: dict) -> list[dict]:

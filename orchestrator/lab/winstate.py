@@ -2,6 +2,9 @@
 
 Tests change it with Lab.set_windows_state(); the WinRM endpoint reads it for every command and
 writes it back after commands that change something (Start-Service, Set-ItemProperty, ...).
+Registry values: int (DWord/QWord), str (String), list of str (MultiString) or
+{"kind": "ExpandString", "value": "%SystemRoot%\\x"}; winps.py derives the ComputerName keys
+from `hostname` and the Windows Update RebootRequired key from `reboot_pending`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ def default_state(name: str) -> dict:
                         "StartType": "Automatic"},
             "W32Time": {"DisplayName": "Windows Time", "Status": "Running",
                         "StartType": "Automatic"},
+            "EventLog": {"DisplayName": "Windows Event Log", "Status": "Running",
+                         "StartType": "Automatic"},
             "RemoteRegistry": {"DisplayName": "Remote Registry", "Status": "Stopped",
                                "StartType": "Disabled"},
         },

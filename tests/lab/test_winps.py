@@ -43,3 +43,53 @@ def test_winps_case(case_path, tmp_path):
         for part in dotted.split("."):
             value = value[part] if not isinstance(value, list) else value[int(part)]
         assert value == expected, dotted
+
+
+def test_fact_batch_runs_in_the_emulator(tmp_path):
+    """The facts layer's own PowerShell batch (exactly what the WinRM transport sends), run by
+    the emulator: every Windows fact parses, including missing services, keys and values."""
+    from orchestrator.facts import FactBatch, FactRequest, to_jsonable
+
+    lsa = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Lsa"
+    state = default_state("lab-win-01")
+    state["services"]["Spooler"]["Status"] = "Stopped"
+    state["registry"][lsa]["Notes"] = ["a", "it's <b>"]
+    state["registry"][lsa]["Path"] = {"kind": "ExpandString", "value": "%SystemRoot%\\x"}
+    state["registry"]["HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"] = {
+        "PendingFileRenameOperations": ["\\??\\C:\\a", ""]}
+    state["reboot_pending"] = True
+    state_path = tmp_path / "host.json"
+    state_path.write_text(json.dumps(state))
+    reqs = [
+        FactRequest("win.services", ("winrm",)),
+        FactRequest("win.services", ("Spooler", "NoSuch", "Spool*")),
+        FactRequest("win.hotfixes"),
+        FactRequest("win.registry", (lsa, "LmCompatibilityLevel")),
+        FactRequest("win.registry", (lsa, "Notes")),
+        FactRequest("win.registry", (lsa, "Path")),
+        FactRequest("win.registry", (lsa, "it's")),
+        FactRequest("win.registry", ("HKLM:\\SOFTWARE\\No'Such", "x")),
+        FactRequest("win.reboot.pending"),
+    ]
+    batch = FactBatch("powershell")
+    batch.extend(reqs)
+    out, err, code = winps.run_command(str(state_path), _encoded(batch.script()), [])
+    assert (code, err) == (0, b"")
+    got = {r.key: (v.error or to_jsonable(v.value)) for r, v in batch.parse(out, err).items()}
+    svc = got["win.services:winrm"]["winrm"]
+    assert (svc["exists"], svc["status"], svc["start_type"]) == (True, "Running", "Automatic")
+    many = got["win.services:Spooler,NoSuch,Spool*"]
+    assert [many[n]["exists"] for n in ("Spooler", "NoSuch", "Spool*")] == [True, False, False]
+    assert many["Spooler"]["status"] == "Stopped"
+    assert got["win.hotfixes"]["KB5034441"]["installed_on"] == "2024-01-09"
+    reg = {k.split(",")[-1]: (v["key_exists"], v["exists"], v["kind"], v["value"])
+           for k, v in got.items() if k.startswith("win.registry")}
+    assert reg == {
+        "LmCompatibilityLevel": (True, True, "DWord", 5),
+        "Notes": (True, True, "MultiString", ["a", "it's <b>"]),
+        "Path": (True, True, "ExpandString", "%SystemRoot%\\x"),
+        "it's": (True, False, None, None),
+        "x": (False, False, None, None),
+    }
+    assert got["win.reboot.pending"]["required"] is True
+    assert len(got["win.reboot.pending"]["reasons"]) == 2  # Windows Update + file renames
