@@ -65,6 +65,19 @@ class RemoteFileError(TransportError):
     """A remote file could not be read (missing, permission denied)."""
 
 
+def port_number(raw: object, where: str) -> int:
+    """An inventory port value as an int in 1..65535, else a one-line InventoryError."""
+    from orchestrator.errors import InventoryError
+
+    try:
+        port = int(raw)  # type: ignore[call-overload]
+        if not 0 < port < 65536:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InventoryError(f"{where}: ansible_port must be a port number, not {raw!r}") from None
+    return port
+
+
 def posix_command(command: str, args: tuple[str, ...]) -> str:
     """`command` followed by every arg shlex-quoted: args never reach the shell as code."""
     for a in args:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import InventoryError
+from orchestrator.transports.base import port_number
 
 _JUMP_RE = re.compile(
     r"^(?:ssh://)?(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:\s]+)(?::(?P<port>\d+))?$"
@@ -107,14 +108,7 @@ def ssh_options(name: str, host_vars: Mapping[str, Any]) -> SshOptions:
     where = f"inventory host {name}"
     host = str(host_vars.get("ansible_host") or host_vars.get("ansible_ssh_host") or name)
     port_raw = host_vars.get("ansible_port", host_vars.get("ansible_ssh_port", 22))
-    try:
-        port = int(port_raw)
-        if not 0 < port < 65536:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise InventoryError(
-            f"{where}: ansible_port must be a port number, not {port_raw!r}"
-        ) from None
+    port = port_number(port_raw, where)
     user = host_vars.get("ansible_user") or host_vars.get("ansible_ssh_user")
     key = host_vars.get("ansible_ssh_private_key_file") or host_vars.get("ansible_private_key_file")
     password = host_vars.get("ansible_password") or host_vars.get("ansible_ssh_pass")

@@ -22,6 +22,7 @@ from orchestrator.transports.base import (
     Identity,
     RemoteFileError,
     Result,
+    port_number,
     powershell_command,
     powershell_quote,
 )
@@ -55,14 +56,7 @@ def winrm_options(name: str, host_vars: Mapping[str, Any]) -> WinrmOptions:
     if scheme not in ("https", "http"):
         raise InventoryError(f"{where}: ansible_winrm_scheme must be https or http, not {scheme!r}")
     port_raw = host_vars.get("ansible_port", 5986 if scheme == "https" else 5985)
-    try:
-        port = int(port_raw)
-        if not 0 < port < 65536:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise InventoryError(
-            f"{where}: ansible_port must be a port number, not {port_raw!r}"
-        ) from None
+    port = port_number(port_raw, where)
     password = host_vars.get("ansible_password", host_vars.get("ansible_winrm_password"))
     auth = str(host_vars.get("ansible_winrm_transport", "ntlm" if password else "kerberos")).lower()
     if "," in auth:  # Ansible allows a list; take the first we support
