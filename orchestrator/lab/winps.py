@@ -1,7 +1,7 @@
 """The commands of the lab's Windows emulator, run against a recorded host state (stdlib only).
 
 A recorded-state emulator, not Windows. `powershell -EncodedCommand` / `-Command` scripts are
-parsed and run by `winps_lang.py` (a PowerShell subset, documented there); the commands that
+parsed and run by `winps_lang/` (a PowerShell subset, documented there); the commands that
 touch the host are these, over `<state_dir>/<host>.json` (see winstate.py):
 
   hostname, whoami, $env:COMPUTERNAME
