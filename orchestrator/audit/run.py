@@ -16,8 +16,16 @@ from orchestrator.context import RunContext
 Progress = Callable[[HostAudit, int, int], None]
 
 
+def _record_host(ctx: RunContext, res: HostAudit, action: str = "audit") -> None:
+    ctx.record(action, res.status, host=res.host, group=",".join(res.groups), error=res.error,
+               checks=len(res.checks), findings=[c.to_json() for c in res.findings])
+
+
 def run_audit(ctx: RunContext, jobs: list[HostJob], *, timeout: float = 60.0,
               today: date | None = None, progress: Progress | None = None) -> AuditRun:
+    """Each host's record is written as soon as that host is done (a crash loses nothing
+    already audited); hosts with an `ansible:` baseline get a second record, `audit.ansible`,
+    once their playbook has run in check mode."""
     today = today or date.today()
     run = AuditRun(ctx.run_id)
     ctx.record("audit.start", "started", hosts=len(jobs))
@@ -34,15 +42,12 @@ def run_audit(ctx: RunContext, jobs: list[HostJob], *, timeout: float = 60.0,
                     res = HostAudit(job.host, job.groups, job.platform, "error",
                                     f"internal error: {type(exc).__name__}: {exc}")
                 results[job.host] = res
+                _record_host(ctx, res)
                 if progress:
                     progress(res, n, len(jobs))
-        _ansible_baselines(ctx, jobs, results, today)
-        for job in jobs:
-            res = results[job.host]
-            run.hosts.append(res)
-            ctx.record("audit", res.status, host=res.host, group=",".join(res.groups),
-                       error=res.error, checks=len(res.checks),
-                       findings=[c.to_json() for c in res.findings])
+        for host in _ansible_baselines(ctx, jobs, results, today):
+            _record_host(ctx, results[host], "audit.ansible")
+        run.hosts.extend(results[job.host] for job in jobs)
     finally:
         ctx.record("audit.end", "finished" if len(run.hosts) == len(jobs) else "aborted",
                    **run.summary())
@@ -50,8 +55,9 @@ def run_audit(ctx: RunContext, jobs: list[HostJob], *, timeout: float = 60.0,
 
 
 def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, HostAudit],
-                       today: date) -> None:
-    """Baselines with `ansible.playbook`: one check-mode run per playbook over its hosts."""
+                       today: date) -> list[str]:
+    """Baselines with `ansible.playbook`: one check-mode run per playbook over its hosts.
+    Returns the hosts whose results it extended."""
     from orchestrator.execution.checkmode import run_check_mode
 
     by_playbook: dict[str, list[HostJob]] = {}
@@ -61,10 +67,9 @@ def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, 
         for b in job.baselines:
             if b.ansible_playbook:
                 by_playbook.setdefault(b.ansible_playbook, []).append(job)
-    if not by_playbook:
-        return
-    if ctx.inventory_path is None:
-        return
+    if not by_playbook or ctx.inventory_path is None:
+        return []
+    touched: list[str] = []
     known = getattr(ctx.settings, "known_hosts", None)
     strict = getattr(ctx.settings, "host_keys", "strict") == "strict"
     for playbook, pjobs in by_playbook.items():
@@ -87,6 +92,9 @@ def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, 
             checks = old.checks + tuple(extra)
             status = old.status if old.status in ("unreachable", "error") else host_status(checks)
             results[job.host] = replace(old, checks=checks, status=status)
+            if job.host not in touched:
+                touched.append(job.host)
+    return touched
 
 
 __all__ = ["RunContext", "run_audit"]

@@ -239,6 +239,9 @@ def test_ansible_baseline_changed_tasks_are_findings(lab_fleet, fresh, tmp_path,
     assert set(found) == {"ansible:login banner is set"}, found
     assert found["ansible:login banner is set"]["status"] == "drift"
     assert code == 2
+    main(["log", "--format", "json", "--run", data["run"]])
+    actions = [json.loads(x)["action"] for x in capsys.readouterr()[0].splitlines()]
+    assert actions == ["audit.start", "audit", "audit.ansible", "audit.end"]
     # check mode changed nothing on the host
     assert lab_fleet.ssh(fresh, "cat /etc/issue.net 2>/dev/null; true").stdout == before
     lab_fleet.ssh(fresh, "echo 'Authorized use only' >> /etc/issue.net")
