@@ -17,6 +17,7 @@ from orchestrator.config import Config
 
 if TYPE_CHECKING:
     from orchestrator.changelog.store import ChangeLogStore
+    from orchestrator.inventory.model import Inventory
     from orchestrator.policy.model import PolicySet
 
 
@@ -65,6 +66,20 @@ class AppContext:
         from orchestrator.changelog.revision import policy_revision
 
         return policy_revision(self.config.policies)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Private cache folder: beside the SQLite state, else in the config folder."""
+        state = self.config.state
+        if state.startswith("sqlite:///"):
+            return Path(state[len("sqlite:///"):]).parent / "cache"
+        return self.config.base_dir / ".orchestrator" / "cache"
+
+    def inventory(self) -> Inventory:
+        """The configured inventory, parsed by ansible-core (cached for static files)."""
+        from orchestrator.inventory.loader import load_inventory
+
+        return load_inventory(self.require_inventory(), cache_dir=self.cache_dir)
 
     def require_inventory(self) -> Path:
         from orchestrator.errors import ConfigError

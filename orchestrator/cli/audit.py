@@ -18,11 +18,10 @@ def audit(ctx: click.Context, group: str | None, limit: str | None, timeout: flo
     from orchestrator.audit.plan import host_jobs
     from orchestrator.audit.run import run_audit
     from orchestrator.cli.progress import host_progress
-    from orchestrator.inventory.loader import load_inventory
     from orchestrator.reporting.audit_text import audit_text
 
     a = app(ctx)
-    inventory = load_inventory(a.require_inventory())
+    inventory = a.inventory()
     jobs = host_jobs(a.policies, inventory, group, limit)
     rc = a.run_context()
     with host_progress(a, len(jobs), "audit") as progress:

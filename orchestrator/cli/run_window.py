@@ -26,7 +26,6 @@ def run_window_cmd(
     from orchestrator.cli.windows import _instant
     from orchestrator.errors import ConfigError
     from orchestrator.execution.window_run import run_window
-    from orchestrator.inventory.loader import load_inventory
 
     if ignore_window and not (reason and reason.strip()):
         raise ConfigError(
@@ -40,7 +39,7 @@ def run_window_cmd(
         rc,
         policies,
         window,
-        lambda: load_inventory(a.require_inventory()),
+        a.inventory,
         at=instant,
         dry_run=dry_run,
         override=reason.strip() if ignore_window and reason else None,

@@ -21,12 +21,37 @@ MAGIC = {"ansible_playbook_python", "ansible_config_file", "ansible_version", "a
          "ansible_facts", "ansible_dependent_role_names", "ansible_collection_name"}
 
 
-def load_inventory(source: Path) -> Inventory:
-    """Parse `source` through Ansible's InventoryManager. Raises InventoryError."""
+def load_inventory(source: Path, cache_dir: Path | None = None) -> Inventory:
+    """Parse `source` through Ansible's InventoryManager. Raises InventoryError.
+
+    With `cache_dir`, a static inventory file's parse is reused while neither it nor its
+    group_vars/host_vars change (see inventory/cache.py)."""
     source = Path(source)
     if not source.exists():
         raise InventoryError(f"{source}: inventory not found; set 'inventory' in "
                              "orchestrator.yml or pass --inventory")
+    if cache_dir is None:
+        return _parse(source)
+    from orchestrator.inventory import cache
+
+    if not cache.cacheable(source):
+        return _parse(source)
+    key = cache.cache_key(source)
+    data = cache.load(cache_dir, key)
+    if data is not None:
+        return Inventory(
+            source=str(source),
+            hosts={n: Host(name=n, groups=tuple(h["groups"]), vars=h["vars"])
+                   for n, h in data["hosts"].items()},
+            groups=frozenset(data["groups"]))
+    inv = _parse(source)
+    cache.save(cache_dir, key, {
+        "hosts": {n: {"groups": list(h.groups), "vars": h.vars} for n, h in inv.hosts.items()},
+        "groups": sorted(inv.groups)})
+    return inv
+
+
+def _parse(source: Path) -> Inventory:
     os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True")
     os.environ.setdefault("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "True")
     os.environ.setdefault("ANSIBLE_LOCALHOST_WARNING", "False")
