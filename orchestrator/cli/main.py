@@ -13,7 +13,7 @@ from orchestrator.context import AppContext
 from orchestrator.errors import EXIT_ERROR, OrchestratorError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=commands.LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), help="orchestrator.yml to use."
 )

@@ -22,7 +22,10 @@ def run_window_cmd(
     ignore_window: bool,
     reason: str | None,
 ) -> None:
-    """Exit 0 done or already done, 2 failures, 3 closed, 1 error."""
+    """What a scheduler calls at a window: guard, lease, then the work.
+
+    For each group of WINDOW that no freeze closes: audit (patch and firmware steps join
+    as they are built). Exit 0 done or already done, 2 failures, 3 closed, 1 error."""
     from orchestrator.cli.windows import _instant
     from orchestrator.errors import ConfigError
     from orchestrator.execution.window_run import run_window

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import json
+import re
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 SCHEMA_FILE = "policy.schema.json"
@@ -13,6 +13,11 @@ SCHEMA_FILE = "policy.schema.json"
 
 @cache
 def policy_schema() -> dict[str, Any]:
+    path = Path(__file__).with_name("schema") / SCHEMA_FILE
+    if path.is_file():  # the usual install: read it directly (importlib.resources costs ~5 ms)
+        return json.loads(path.read_text("utf-8"))
+    from importlib import resources
+
     text = resources.files("orchestrator.policy").joinpath("schema", SCHEMA_FILE).read_text("utf-8")
     return json.loads(text)
 
@@ -58,14 +63,165 @@ def _describe(error: Any) -> str:
     return ""
 
 
+# ---------------------------------------------------------------- fast path
+# Importing jsonschema and building its validator costs ~100 ms, most of the startup of a
+# light command such as `windows check`. Valid documents (the usual case) are therefore
+# checked by the small validator below, which implements exactly the keywords the shipped
+# schema uses, with jsonschema's semantics (bool is not a number, 1.0 is an integer, enum
+# and uniqueItems tell True from 1, pattern is re.search). When it finds a problem, or meets
+# a keyword it does not know, jsonschema runs and writes the messages, so every answer is
+# jsonschema's. tests/policy/test_loader_fast_paths.py compares both on mutated documents.
+
+
+class _Unsupported(Exception):
+    """The fast validator does not know a keyword or reference; jsonschema decides."""
+
+
+_ANNOTATIONS = frozenset({"$id", "$schema", "$comment", "title", "description", "examples",
+                          "default", "$defs", "then", "else"})
+_SIMPLE_TYPES = {"object": dict, "array": list, "string": str, "null": type(None)}
+
+
+def _is_type(value: Any, name: str) -> bool:
+    if name == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
+    if name == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if name == "boolean":
+        return isinstance(value, bool)
+    if name not in _SIMPLE_TYPES:
+        raise _Unsupported
+    return isinstance(value, _SIMPLE_TYPES[name])
+
+
+def _unbool(value: Any) -> Any:
+    return ("\0bool", value) if isinstance(value, bool) else value
+
+
+def _equal(one: Any, two: Any) -> bool:
+    """jsonschema._utils.equal: True differs from 1, lists and mappings compared deeply."""
+    if one is two:
+        return True
+    if isinstance(one, str) or isinstance(two, str):
+        return one == two
+    if isinstance(one, list | tuple) and isinstance(two, list | tuple):
+        return len(one) == len(two) and all(_equal(a, b) for a, b in zip(one, two, strict=True))
+    if isinstance(one, dict) and isinstance(two, dict):
+        return one.keys() == two.keys() and all(_equal(one[k], two[k]) for k in one)
+    return _unbool(one) == _unbool(two)
+
+
+def _unique(items: list) -> bool:
+    seen: list = []
+    for item in items:
+        if any(_equal(item, other) for other in seen):
+            return False
+        seen.append(item)
+    return True
+
+
+def _resolve(root: dict[str, Any], ref: str) -> Any:
+    if not ref.startswith("#/"):
+        raise _Unsupported
+    node: Any = root
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or part not in node:
+            raise _Unsupported
+        node = node[part]
+    return node
+
+
+def _valid(value: Any, schema: Any, root: dict[str, Any]) -> bool:  # noqa: C901
+    if schema is True:
+        return True
+    if schema is False:
+        return False
+    if not isinstance(schema, dict):
+        raise _Unsupported
+    for key, arg in schema.items():
+        if key in _ANNOTATIONS:
+            continue
+        if key == "$ref":
+            ok = _valid(value, _resolve(root, arg), root)
+        elif key == "type":
+            ok = any(_is_type(value, t) for t in ([arg] if isinstance(arg, str) else arg))
+        elif key == "properties":
+            ok = not isinstance(value, dict) or all(
+                _valid(value[k], sub, root) for k, sub in arg.items() if k in value)
+        elif key == "additionalProperties":
+            if not isinstance(value, dict):
+                continue
+            if "patternProperties" in schema:
+                raise _Unsupported
+            known = schema.get("properties", {})
+            extras = [k for k in value if k not in known]
+            ok = all(_valid(value[k], arg, root) for k in extras)
+        elif key == "propertyNames":
+            ok = not isinstance(value, dict) or all(_valid(k, arg, root) for k in value)
+        elif key == "required":
+            ok = not isinstance(value, dict) or all(k in value for k in arg)
+        elif key == "items":
+            if "prefixItems" in schema:
+                raise _Unsupported
+            ok = not isinstance(value, list) or all(_valid(v, arg, root) for v in value)
+        elif key == "enum":
+            ok = any(_equal(each, value) for each in arg)
+        elif key == "const":
+            ok = _equal(value, arg)
+        elif key == "pattern":
+            ok = not isinstance(value, str) or re.search(arg, value) is not None
+        elif key in ("minLength", "maxLength"):
+            ok = not isinstance(value, str) or (
+                len(value) >= arg if key == "minLength" else len(value) <= arg)
+        elif key in ("minimum", "maximum"):
+            ok = not _is_type(value, "number") or (
+                value >= arg if key == "minimum" else value <= arg)
+        elif key == "minItems":
+            ok = not isinstance(value, list) or len(value) >= arg
+        elif key == "uniqueItems":
+            ok = not (arg and isinstance(value, list)) or _unique(value)
+        elif key == "allOf":
+            ok = all(_valid(value, sub, root) for sub in arg)
+        elif key == "anyOf":
+            ok = any(_valid(value, sub, root) for sub in arg)
+        elif key == "oneOf":
+            ok = sum(1 for sub in arg if _valid(value, sub, root)) == 1
+        elif key == "if":
+            if _valid(value, arg, root):
+                ok = "then" not in schema or _valid(value, schema["then"], root)
+            else:
+                ok = "else" not in schema or _valid(value, schema["else"], root)
+        else:
+            raise _Unsupported
+        if not ok:
+            return False
+    return True
+
+
+def fast_valid(document: Any) -> bool | None:
+    """True when `document` satisfies the shipped schema, False when it does not, None when
+    the fast validator cannot tell (jsonschema must decide)."""
+    schema = policy_schema()
+    try:
+        return _valid(document, schema, schema)
+    except (_Unsupported, RecursionError, TypeError):
+        return None
+
+
 def schema_problems(document: dict[str, Any]) -> list[tuple[tuple, bool, str]]:
     """Validate one document. Returns (path, at_key, message) for each problem, sorted by path."""
+    if fast_valid(document):
+        return []
     problems: list[tuple[tuple, bool, str]] = []
     for error in _validator().iter_errors(document):
         path = tuple(error.absolute_path)
         name = field_name(path)
         v = error.validator
         if v == "additionalProperties":
+            import difflib
+
             allowed = sorted(error.schema.get("properties", {}))
             for key in sorted(k for k in error.instance if k not in allowed):
                 close = difflib.get_close_matches(key, allowed, n=1)

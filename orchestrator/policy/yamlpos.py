@@ -7,6 +7,7 @@ Duplicate keys are errors rather than silently overriding each other.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,11 +123,54 @@ class _Builder:
         raise YamlProblem("unsupported YAML node", *_pos(node))  # pragma: no cover
 
 
+# Characters the two parsers treat differently (PyYAML refuses some tabs that libyaml accepts;
+# byte order marks and the Unicode line breaks): texts holding them take the pure parser.
+_PURE_ONLY = re.compile("[\t\ufeff\x85\u2028\u2029]")
+
+
+def _compose_fast(text: str) -> list[Node | None] | None:
+    """Every document's node tree composed by libyaml (~15x faster than PyYAML's own parser,
+    the same nodes, tags and line/column marks), or None when libyaml is not available, finds
+    a problem, or the text holds what the two read differently (_PURE_ONLY, empty values) or
+    what the builder rejects (nesting too deep): then the pure parser runs, so every answer
+    stays PyYAML's.
+    tests/policy/test_loader_fast_paths.py compares both on random text."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None or _PURE_ONLY.search(text):
+        return None
+    try:
+        nodes = list(yaml.compose_all(text, Loader=loader))
+    except Exception:  # noqa: BLE001 - any problem: the pure parser decides and reports
+        return None
+    # Too deep (or a recursive alias): the builder rejects it, but PyYAML's recursive composer
+    # may fail first with a different message; let the pure path give exactly that answer.
+    stack = [(n, 0) for n in nodes if n is not None]
+    deepest: dict[int, int] = {}  # aliases share nodes: visit each again only when deeper
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            return None
+        if deepest.get(id(node), -1) >= depth:
+            continue
+        deepest[id(node)] = depth
+        if isinstance(node, ScalarNode):
+            if node.value == "" and node.style not in ("'", '"'):
+                return None  # an empty value: libyaml marks it elsewhere than PyYAML
+        elif isinstance(node, SequenceNode):
+            stack.extend((n, depth + 1) for n in node.value)
+        elif isinstance(node, MappingNode):
+            for k, v in node.value:
+                stack.append((k, depth + 1))
+                stack.append((v, depth + 1))
+    return nodes
+
+
 def load_documents(text: str) -> Iterator[Document]:
     """Yield each non-empty document of `text`; raises YamlProblem."""
     builder = _Builder()
+    nodes = _compose_fast(text)
     try:
-        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+        for node in nodes if nodes is not None else yaml.compose_all(text, Loader=yaml.SafeLoader):
             if node is None:
                 continue
             yield builder.build(node)

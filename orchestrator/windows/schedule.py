@@ -11,17 +11,17 @@ applied by `occurrences.py`.
 
 from __future__ import annotations
 
-import calendar
 import re
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from orchestrator.errors import PolicyError
+from orchestrator.windows.rrule_simple import SimpleSet, month_info, parse_simple
 
 # How far ahead a schedule is searched before it is said to never occur again.
 SEARCH_YEARS = 50
@@ -72,24 +72,31 @@ class CronSpec:
 
     def starts(self, start: datetime) -> Iterator[datetime]:
         """Every matching naive local time >= start, ascending (minute resolution)."""
-        year, month = start.year, start.month
-        first_day = start.date()
+        for batch in self.batches(start):
+            yield from batch
+
+    def batches(self, start: datetime) -> Iterator[list[datetime]]:
+        """`starts` as one ascending list per month (the hot loop iterates lists, cheaper
+        than resuming a generator for every start)."""
+        year, month, day = start.year, start.month, start.day
         times = self.times
+        key = (start.hour, start.minute + (1 if start.second or start.microsecond else 0))
+        first_times = times[bisect_left(times, key):]
+        single = times[0] if len(times) == 1 else None
         for y in range(year, year + SEARCH_YEARS + 1):
             for mo in self.months:
-                if y == year and mo < month:
-                    continue
-                for d in self.days(y, mo):
-                    if y == year and mo == month and d < first_day.day:
+                if y == year and mo <= month:
+                    if mo < month:
                         continue
-                    if y == year and mo == month and d == first_day.day:
-                        key = (start.hour, start.minute + (1 if start.second or start.microsecond
-                                                            else 0))
-                        i = bisect_left(times, key)
-                    else:
-                        i = 0
-                    for h, mi in times[i:]:
-                        yield datetime(y, mo, d, h, mi)
+                    yield [datetime(y, mo, d, h, mi)  # the month of `start`
+                           for d in self.days(y, mo) if d >= day
+                           for h, mi in (first_times if d == day else times)]
+                elif single is not None:
+                    h, mi = single
+                    yield [datetime(y, mo, d, h, mi) for d in self.days(y, mo)]
+                else:
+                    for d in self.days(y, mo):
+                        yield [datetime(y, mo, d, h, mi) for h, mi in times]
 
 
 def _rewrite_dow(field: str) -> str:
@@ -123,7 +130,26 @@ def _value(text: str, index: int) -> int:
     return int(text)
 
 
+_FIELD_MEMO: dict[tuple[str, int], list | None] = {}
+
+
 def _quick_field(text: str, index: int) -> list:
+    """One field expanded (memoised: 10,000 windows share few distinct fields)."""
+    key = (text, index)
+    if key not in _FIELD_MEMO:
+        if len(_FIELD_MEMO) > 4096:
+            _FIELD_MEMO.clear()
+        try:
+            _FIELD_MEMO[key] = _expand_field(text, index)
+        except _Unsupported:
+            _FIELD_MEMO[key] = None
+    found = _FIELD_MEMO[key]
+    if found is None:
+        raise _Unsupported
+    return list(found)
+
+
+def _expand_field(text: str, index: int) -> list:
     lo, hi = _BOUNDS[index]
     values: set[int] = set()
     for part in text.split(","):
@@ -188,9 +214,31 @@ def quick_expand(expr: str) -> tuple[list, dict]:
     return expanded, nth
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=65536)
 def compile_cron(expr: str) -> CronSpec:
     """Parse a 5-field cron expression; ValueError with a readable message when invalid."""
+    fields = expr.lower().split()
+    if (len(fields) == 5 and _NUM.match(fields[0]) and _NUM.match(fields[1])
+            and int(fields[0]) < 60 and int(fields[1]) < 24):
+        # One time of day (the usual case): the day fields are parsed once for every time.
+        try:
+            days = _compile_days(" ".join(fields[2:]))
+        except ValueError:
+            pass  # parsed again below, for the message naming this expression
+        else:
+            return CronSpec(expr=expr, times=((int(fields[1]), int(fields[0])),),
+                            months=days.months, dom=days.dom, dom_last=days.dom_last,
+                            dow=days.dow, nth=days.nth, _days=days._days)
+    return _compile_cron(expr)
+
+
+@lru_cache(maxsize=4096)
+def _compile_days(day_fields: str) -> CronSpec:
+    """The day part (day of month, month, day of week) of a cron expression, at 00:00."""
+    return _compile_cron("0 0 " + day_fields)
+
+
+def _compile_cron(expr: str) -> CronSpec:
     fields = expr.lower().split()
     if len(fields) != 5:
         raise ValueError(
@@ -230,6 +278,7 @@ def compile_cron(expr: str) -> CronSpec:
             f"cron {expr!r}: a day of month together with '#n' or 'L' weekdays is ambiguous; "
             "use one of them"
         )
+    nth_t = tuple(sorted(nth_pairs))
     return CronSpec(
         expr=expr,
         times=tuple((h, m) for h in hours for m in minutes),
@@ -237,12 +286,27 @@ def compile_cron(expr: str) -> CronSpec:
         dom=dom,
         dom_last=dom_last,
         dow=dow,
-        nth=tuple(sorted(nth_pairs)),
+        nth=nth_t,
+        _days=_day_memo((dom, dom_last, dow, nth_t)),
     )
 
 
+# Matching days of a month depend only on the day fields; expressions that share them (the
+# same weekday at other times) share one memo of CronSpec.days.
+_DAY_MEMOS: dict[tuple, dict[tuple[int, int], list[int]]] = {}
+
+
+def _day_memo(key: tuple) -> dict[tuple[int, int], list[int]]:
+    memo = _DAY_MEMOS.get(key)
+    if memo is None:
+        if len(_DAY_MEMOS) > 4096:
+            _DAY_MEMOS.clear()
+        memo = _DAY_MEMOS[key] = {}
+    return memo
+
+
 def _cron_days(spec: CronSpec, year: int, month: int) -> list[int]:
-    first_wd, ndays = calendar.monthrange(year, month)
+    first_wd, ndays = month_info(year, month)
     dom_restricted = spec.dom is not None or spec.dom_last
     dow_restricted = spec.dow is not None or bool(spec.nth)
     if not dom_restricted and not dow_restricted:
@@ -272,13 +336,26 @@ def _cron_days(spec: CronSpec, year: int, month: int) -> list[int]:
 _PROP = re.compile(r"^(?P<name>[A-Z-]+)(?P<params>(?:;[^:]*)?):(?P<value>.*)$", re.I)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RRuleSpec:
     text: str  # normalised, naive local
-    rset: Any  # dateutil.rrule.rruleset
+    simple: SimpleSet | None = None  # the fast path (rrule_simple), when the rules allow
+
+    @cached_property
+    def rset(self) -> Any:
+        """The dateutil.rrule.rruleset of the text (parsed on first use)."""
+        return _parse_rset(self.text)
 
     def starts(self, start: datetime) -> Iterator[datetime]:
+        if self.simple is not None:
+            return self.simple.starts(start)
         return _advanced(self.rset, start).xafter(start, inc=True)
+
+    def batches(self, start: datetime) -> Iterator[list[datetime]]:
+        """`starts` in ascending lists (one per start; per period on the fast path)."""
+        if self.simple is not None:
+            return self.simple.batches(start)
+        return ([dt] for dt in self.starts(start))
 
 
 def _advance_rule(rule: Any, target: datetime) -> Any:
@@ -389,18 +466,39 @@ def normalise_rrule(text: str, timezone: str) -> str:
     return "\n".join(out)
 
 
-@lru_cache(maxsize=4096)
-def compile_rrule(text: str, timezone: str) -> RRuleSpec:
-    """Parse an RFC 5545 rule set; ValueError with a readable message when invalid."""
+def _parse_rset(norm: str) -> Any:
     from dateutil.rrule import rrulestr
 
-    norm = normalise_rrule(text, timezone)
     try:
         rset = rrulestr(norm, forceset=True, cache=True)
         rset.after(datetime(1970, 1, 1))  # forces evaluation of every part
     except Exception as exc:  # dateutil raises ValueError, TypeError, ...
         raise ValueError(f"rrule does not parse: {exc}") from None
-    return RRuleSpec(text=norm, rset=rset)
+    return rset
+
+
+@lru_cache(maxsize=65536)
+def compile_rrule(text: str, timezone: str) -> RRuleSpec:
+    """Parse an RFC 5545 rule set; ValueError with a readable message when invalid.
+    Common rules take the fast path of rrule_simple (no dateutil); the others dateutil."""
+    norm = normalise_rrule(text, timezone)
+    simple = parse_simple(norm)
+    if simple is not None:
+        return RRuleSpec(text=norm, simple=simple)
+    spec = RRuleSpec(text=norm)
+    spec.rset  # noqa: B018 - parse now: errors belong to compiling
+    return spec
+
+
+def clear_caches() -> None:
+    """Forget every parsed schedule and memoised day (the benchmark starts cold)."""
+    from orchestrator.windows import rrule_simple
+
+    for cached in (compile_cron, _compile_days, compile_rrule):
+        cached.cache_clear()
+    _FIELD_MEMO.clear()
+    _DAY_MEMOS.clear()
+    rrule_simple.clear_caches()
 
 
 # ---------------------------------------------------------------- window
