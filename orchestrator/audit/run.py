@@ -12,6 +12,8 @@ from orchestrator.audit.host import HostJob, audit_host
 from orchestrator.audit.result import AuditRun, CheckResult, HostAudit, host_status
 from orchestrator.audit.waivers import apply_waivers
 from orchestrator.context import RunContext
+from orchestrator.errors import OrchestratorError
+from orchestrator.execution.checkmode import CheckModeResult
 
 Progress = Callable[[HostAudit, int, int], None]
 
@@ -73,20 +75,18 @@ def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, 
     known = getattr(ctx.settings, "known_hosts", None)
     strict = getattr(ctx.settings, "host_keys", "strict") == "strict"
     for playbook, pjobs in by_playbook.items():
-        outcome = run_check_mode(ctx.playbooks / playbook, ctx.inventory_path,
-                                 [j.host for j in pjobs], known_hosts=None if known is None
-                                 else Path(known), forks=ctx.forks, strict=strict)
+        hosts = [j.host for j in pjobs]
+        try:
+            outcome = run_check_mode(ctx.playbooks / playbook, ctx.inventory_path, hosts,
+                                     known_hosts=None if known is None else Path(known),
+                                     forks=ctx.forks, strict=strict)
+        except OrchestratorError as exc:  # the playbook is missing: an error on each host
+            outcome = CheckModeResult(broken=exc.message)
+        except Exception as exc:  # ansible-runner itself failed
+            outcome = CheckModeResult(broken=f"ansible-runner failed: {type(exc).__name__}: "
+                                             f"{exc}")
         for job in pjobs:
-            extra: list[CheckResult] = []
-            for change in outcome.changed.get(job.host, []):
-                extra.append(CheckResult(f"ansible:{change['task']}", "drift", "unchanged",
-                                         change["diff"] or "changed", None, playbook))
-            for failure in outcome.failed.get(job.host, []):
-                extra.append(CheckResult(f"ansible:{failure.split(':', 1)[0]}", "error",
-                                         "unchanged", failure, None, playbook))
-            if job.host in outcome.unreachable:
-                extra.append(CheckResult(f"ansible:{playbook}", "error", "reachable",
-                                         outcome.unreachable[job.host], None, playbook))
+            extra = _playbook_findings(outcome, job.host, playbook)
             extra = [apply_waivers(c, job.waivers, job.host, job.groups, today) for c in extra]
             old = results[job.host]
             checks = old.checks + tuple(extra)
@@ -95,6 +95,24 @@ def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, 
             if job.host not in touched:
                 touched.append(job.host)
     return touched
+
+
+def _playbook_findings(outcome: CheckModeResult, host: str, playbook: str) -> list[CheckResult]:
+    """Changed tasks are drift; failed tasks, unreachable hosts, and hosts the playbook never
+    reached (it did not parse, its `hosts:` missed them) are errors."""
+    out = [CheckResult(f"ansible:{c['task']}", "drift", "unchanged", c["diff"] or "changed",
+                       None, playbook) for c in outcome.changed.get(host, [])]
+    out += [CheckResult(f"ansible:{f.split(':', 1)[0]}", "error", "unchanged", f, None, playbook)
+            for f in outcome.failed.get(host, [])]
+    if host in outcome.unreachable:
+        out.append(CheckResult(f"ansible:{playbook}", "error", "reachable",
+                               outcome.unreachable[host], None, playbook))
+    elif outcome.broken or not outcome.reached(host):
+        reason = outcome.broken or (f"the playbook did not run on {host} "
+                                    f"(ansible-playbook exit status {outcome.rc})")
+        out.append(CheckResult(f"ansible:{playbook}", "error", "playbook ran", reason, None,
+                               playbook))
+    return out
 
 
 __all__ = ["RunContext", "run_audit"]

@@ -131,24 +131,31 @@ class SqliteStore(ChangeLogStore):
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
 
-    def acquire_lease(self, key: str, holder: str, until: datetime) -> bool:
-        now = datetime.now(UTC).isoformat()
+    def acquire_lease(self, key: str, holder: str, until: datetime,
+                      now: datetime | None = None) -> bool:
+        at = _utc(now or datetime.now(UTC))
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 row = self._conn.execute("SELECT until FROM leases WHERE key = ?",
                                          (key,)).fetchone()
-                if row is not None and row[0] > now:
+                if row is not None and row[0] > at:
                     self._conn.execute("ROLLBACK")
                     return False
                 self._conn.execute(
                     "INSERT OR REPLACE INTO leases (key, holder, acquired, until) "
-                    "VALUES (?,?,?,?)", (key, holder, now, until.astimezone(UTC).isoformat()))
+                    "VALUES (?,?,?,?)", (key, holder, _utc(datetime.now(UTC)), _utc(until)))
                 self._conn.execute("COMMIT")
                 return True
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from None
+
+    def release_lease(self, key: str, holder: str) -> None:
+        try:
+            self._conn.execute("DELETE FROM leases WHERE key = ? AND holder = ?", (key, holder))
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
 
@@ -162,6 +169,11 @@ class SqliteStore(ChangeLogStore):
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _utc(t: datetime) -> str:
+    """Fixed-width UTC text, so that leases compare correctly as strings."""
+    return t.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _row_to_record(row: tuple, path: Path) -> Record:

@@ -32,8 +32,14 @@ class ChangeLogStore(ABC):
         """Records in seq order, filtered."""
 
     @abstractmethod
-    def acquire_lease(self, key: str, holder: str, until: datetime) -> bool:
-        """Take the lease `key` if nobody holds it (ever, for run-once keys). True if taken."""
+    def acquire_lease(self, key: str, holder: str, until: datetime,
+                      now: datetime | None = None) -> bool:
+        """Take the lease `key` unless someone holds it at `now` (default: the clock). A lease
+        held until an occurrence's end makes the occurrence run once. True if taken."""
+
+    @abstractmethod
+    def release_lease(self, key: str, holder: str) -> None:
+        """Give back `key` if `holder` holds it (a run that failed before finishing)."""
 
     @abstractmethod
     def lease_holder(self, key: str) -> str | None:

@@ -19,7 +19,13 @@ class CheckModeResult:
     failed: dict[str, list[str]] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
     ok_hosts: set[str] = field(default_factory=set)
+    skipped_hosts: set[str] = field(default_factory=set)
     rc: int | None = None
+    broken: str | None = None  # the playbook could not run at all
+
+    def reached(self, host: str) -> bool:
+        return bool(host in self.ok_hosts or host in self.skipped_hosts
+                    or host in self.changed or host in self.failed or host in self.unreachable)
 
 
 class EventCollector:
@@ -40,9 +46,13 @@ class EventCollector:
                 diff = res.get("diff")
                 self.result.changed.setdefault(host, []).append(
                     {"task": task, "diff": _diff_text(diff)})
-        elif kind == "runner_on_failed" and host and not data.get("ignore_errors"):
+        elif kind == "runner_on_failed" and host and data.get("ignore_errors"):
+            self.result.ok_hosts.add(host)
+        elif kind == "runner_on_failed" and host:
             msg = str(res.get("msg") or "failed").splitlines()[0][:300]
             self.result.failed.setdefault(host, []).append(f"{task}: {msg}")
+        elif kind == "runner_on_skipped" and host:
+            self.result.skipped_hosts.add(host)
         elif kind == "runner_on_unreachable" and host:
             self.result.unreachable[host] = str(res.get("msg") or "unreachable").splitlines()[0]
         return False  # ansible-runner: do not keep the event on disk

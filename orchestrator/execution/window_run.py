@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.context import RunContext
-from orchestrator.errors import EXIT_CHANGES, EXIT_CLOSED, EXIT_OK
+from orchestrator.errors import EXIT_CHANGES, EXIT_CLOSED, EXIT_OK, OrchestratorError
 from orchestrator.inventory.model import Inventory
 from orchestrator.policy.model import PolicySet
 
@@ -41,7 +41,7 @@ class GroupOutcome:
 class WindowRun:
     window: str
     run: str
-    status: str  # done | failed | already-done | closed | misfire | dry-run
+    status: str  # done | failed | error | already-done | closed | misfire | dry-run
     reason: str
     occurrence: str | None = None
     groups: list[GroupOutcome] = field(default_factory=list)
@@ -86,7 +86,9 @@ def run_window(
     window = get_window(ps, name)
     decision = trigger_guard(window, at)
     occ = decision.occurrence
-    ctx = replace(ctx, occurrence=occ.id if occ is not None and decision.run else None)
+    # records carry the occurrence the trigger belongs to (also a closed or misfired one)
+    known = occ is not None and (decision.run or override is None)
+    ctx = replace(ctx, occurrence=occ.id if known else None)
     result = WindowRun(name, ctx.run_id, "done", decision.reason, ctx.occurrence)
     groups = ps.groups_using_window(name)
 
@@ -99,7 +101,6 @@ def run_window(
                 window=name,
                 reason=decision.reason,
                 trigger=at.isoformat(),
-                occurrence_checked=occ.id if occ is not None else None,
             )
         return result
     if dry_run:
@@ -115,49 +116,45 @@ def run_window(
             )
         return result
 
-    if occ is not None and decision.run:
-        until = occ.end
-        if not ctx.store.acquire_lease(occ.id, ctx.run_id, until):
-            holder = ctx.store.lease_holder(occ.id)
-            result.status = "already-done"
-            result.reason = f"{occ.id} was already run by {holder}; nothing done"
-            ctx.record("skip", "already-done", window=name, holder=holder)
-            return result
-    ctx.record(
-        "run.start",
-        "started",
-        window=name,
-        groups=groups,
-        trigger=at.isoformat(),
-        kind="run-window",
-    )
+    inv = inventory()  # before the lease: a broken inventory must not use up the occurrence
+    leased = occ is not None and decision.run
+    if leased and not ctx.store.acquire_lease(occ.id, ctx.run_id, occ.end, now=at):
+        holder = ctx.store.lease_holder(occ.id)
+        result.status = "already-done"
+        result.reason = f"{occ.id} was already run by {holder}; nothing done"
+        ctx.record("skip", "already-done", window=name, holder=holder)
+        return result
+    ctx.record("run.start", "started", window=name, groups=groups, trigger=at.isoformat(),
+               kind="run-window")
     if override is not None:
         ctx.record("override", "ignore-window", window=name, reason=override, guard=decision.reason)
-    failed = False
+    error: str | None = None
     try:
-        inv = inventory()
         for g in groups:
-            outcome = _run_group(
-                ctx,
-                ps,
-                g,
-                inv,
-                at=now(),
-                occurrence=occ if decision.run else None,
-                override=override,
-                audit_timeout=audit_timeout,
-            )
+            outcome = _run_group(ctx, ps, g, inv, at=now(),
+                                 occurrence=occ if decision.run else None, override=override,
+                                 audit_timeout=audit_timeout)
             result.groups.append(outcome)
-            failed = failed or outcome.status == "failed"
+    except OrchestratorError as exc:
+        error = exc.message
+        raise
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
-        done = [g.status for g in result.groups]
-        if failed:
+        statuses = [g.status for g in result.groups]
+        if error is not None:
+            # the run did not finish: give the occurrence back so that a retry inside the
+            # window can run it
+            result.status, result.reason = "error", error
+            if leased:
+                ctx.store.release_lease(occ.id, ctx.run_id)
+        elif "failed" in statuses:
             result.status = "failed"
-        elif done and all(s in ("frozen", "cutoff") for s in done):
+        elif statuses and all(s in ("frozen", "cutoff") for s in statuses):
             result.status, result.reason = "closed", "; ".join(g.reason for g in result.groups)
-        ctx.record(
-            "run.end", result.status, window=name, groups={g.group: g.status for g in result.groups}
-        )
+        ctx.record("run.end", result.status, window=name, error=error,
+                   groups={g.group: g.status for g in result.groups})
     return result
 
 

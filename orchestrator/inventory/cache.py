@@ -23,20 +23,36 @@ from orchestrator import __version__
 FORMAT = 1
 
 
+def _vars_files(source: Path) -> list[Path]:
+    files: list[Path] = []
+    for folder in ("group_vars", "host_vars"):
+        base = source.parent / folder
+        if base.is_dir():
+            files.extend(sorted(base.rglob("*")))
+    return files
+
+
+def _vaulted(data: bytes) -> bool:
+    return b"$ANSIBLE_VAULT" in data or b"!vault" in data
+
+
 def cacheable(source: Path) -> bool:
+    """A static file: not executable, not a plugin configuration, no vaulted value in it or
+    in its vars folders, every vars file readable."""
     if not source.is_file() or os.access(source, os.X_OK):
         return False
     try:
         text = source.read_bytes()
+        if _vaulted(text) or any(line.startswith(b"plugin:") for line in text.splitlines()):
+            return False
+        return not any(_vaulted(p.read_bytes()) for p in _vars_files(source) if p.is_file())
     except OSError:
         return False
-    if b"$ANSIBLE_VAULT" in text or b"!vault" in text:
-        return False
-    return not any(line.startswith(b"plugin:") for line in text.splitlines())
 
 
-def cache_key(source: Path) -> str:
-    """Everything Ansible reads for a static file: the file and its vars folders."""
+def cache_key(source: Path) -> str | None:
+    """Everything Ansible reads for a static file: the file and its vars folders. None when
+    something cannot be read (a broken link, a vanished file): then nothing is cached."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -44,15 +60,14 @@ def cache_key(source: Path) -> str:
     except PackageNotFoundError:
         ansible_version = "?"
     h = hashlib.sha256()
-    h.update(f"{FORMAT}:{__version__}:{ansible_version}:{source.resolve()}\0".encode())
-    h.update(source.read_bytes())
-    for folder in ("group_vars", "host_vars"):
-        base = source.parent / folder
-        if not base.is_dir():
-            continue
-        for path in sorted(base.rglob("*")):
+    try:
+        h.update(f"{FORMAT}:{__version__}:{ansible_version}:{source.resolve()}\0".encode())
+        h.update(source.read_bytes())
+        for path in _vars_files(source):
             st = path.stat()
             h.update(f"\0{path.relative_to(source.parent)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    except OSError:
+        return None
     return h.hexdigest()
 
 
@@ -78,5 +93,5 @@ def save(cache_dir: Path, key: str, data: dict[str, Any]) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    except OSError:
+    except (OSError, TypeError, ValueError):  # unwritable, or a value JSON cannot hold
         return

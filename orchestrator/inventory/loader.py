@@ -37,6 +37,8 @@ def load_inventory(source: Path, cache_dir: Path | None = None) -> Inventory:
     if not cache.cacheable(source):
         return _parse(source)
     key = cache.cache_key(source)
+    if key is None:
+        return _parse(source)
     data = cache.load(cache_dir, key)
     if data is not None:
         return Inventory(
@@ -65,12 +67,13 @@ def _parse(source: Path) -> Inventory:
     try:
         with contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise):
             loader = DataLoader()
+            _vault_secrets(loader)
             manager = InventoryManager(loader=loader, sources=[str(source)])
             variables = VariableManager(loader=loader, inventory=manager)
             hosts: dict[str, Host] = {}
             for h in manager.get_hosts():
                 hv = variables.get_vars(host=h, include_hostvars=False)
-                keep = {k: _plain(v) for k, v in hv.items() if k not in MAGIC}
+                keep = {k: _plain(v, h.name, k) for k, v in hv.items() if k not in MAGIC}
                 groups = tuple(sorted(g.name for g in h.get_groups()
                                       if g.name not in SKIP_GROUPS))
                 hosts[h.name] = Host(name=h.name, groups=groups, vars=keep)
@@ -85,12 +88,37 @@ def _parse(source: Path) -> Inventory:
     return Inventory(source=str(source), hosts=hosts, groups=group_names)
 
 
-def _plain(value: object) -> object:
-    """Ansible's tagged strings and containers to plain Python values."""
+def _vault_secrets(loader: object) -> None:
+    """Vault passwords as Ansible configures them (ANSIBLE_VAULT_PASSWORD_FILE, vault ids)."""
+    from ansible import constants as C
+    from ansible.cli import CLI
+
+    files = [C.DEFAULT_VAULT_PASSWORD_FILE] if C.DEFAULT_VAULT_PASSWORD_FILE else []
+    if files or C.DEFAULT_VAULT_IDENTITY_LIST:
+        try:  # decryption reads the process-wide secrets context, set once per process
+            secrets = CLI.setup_vault_secrets(loader, C.DEFAULT_VAULT_IDENTITY_LIST,
+                                              vault_password_files=files, auto_prompt=False,
+                                              initialize_context=True)
+        except Exception:  # already set by an earlier load in this process
+            secrets = CLI.setup_vault_secrets(loader, C.DEFAULT_VAULT_IDENTITY_LIST,
+                                              vault_password_files=files, auto_prompt=False,
+                                              initialize_context=False)
+        loader.set_vault_secrets(secrets)  # type: ignore[attr-defined]
+
+
+def _plain(value: object, host: str, name: str) -> object:
+    """Ansible's tagged strings and containers to plain Python values; vaulted values are
+    decrypted here, or refused with what to do."""
+    if type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode"):
+        try:
+            return str(value)
+        except Exception:  # Ansible raises its own types for a missing or wrong secret
+            raise InventoryError(f"inventory host {host}: {name} is vaulted and cannot be "
+                                 "decrypted; set ANSIBLE_VAULT_PASSWORD_FILE") from None
     if isinstance(value, str):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, host, name) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_plain(v, host, name) for v in value]
     return value

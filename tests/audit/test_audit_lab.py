@@ -247,3 +247,35 @@ def test_ansible_baseline_changed_tasks_are_findings(lab_fleet, fresh, tmp_path,
     lab_fleet.ssh(fresh, "echo 'Authorized use only' >> /etc/issue.net")
     code, data = audit(capsys, cwd, monkeypatch, "--group", "banner-hosts")
     assert code == 0 and findings(data["hosts"][0]) == {}
+
+
+def _banner_estate(cwd: Path, host: str, playbook_text: str | None) -> None:
+    (cwd / "playbooks").mkdir(exist_ok=True)
+    if playbook_text is not None:
+        (cwd / "playbooks" / "banner.yml").write_text(playbook_text)
+    (cwd / "policies" / "ansible.yml").write_text(
+        "apiVersion: orchestrator/v1\nkind: Baseline\nmetadata: {name: banner}\n"
+        "spec: {platform: linux, ansible: {playbook: banner.yml}}\n---\n"
+        "apiVersion: orchestrator/v1\nkind: AssetGroup\nmetadata: {name: banner-hosts}\n"
+        f"spec: {{hosts: {{patterns: ['{host}']}}, baselines: [banner]}}\n")
+
+
+@pytest.mark.parametrize(
+    ("playbook", "reason"),
+    [("- hosts: all\n  gather_facts: false\n  tasks:\n    - no.such.module: {}\n",
+      "did not run"),
+     ("- hosts: nobody-here\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n",
+      "did not run"),
+     (None, "playbook not found")],
+    ids=["unknown-module", "hosts-miss", "missing-file"],
+)
+def test_broken_ansible_baseline_is_an_error_not_compliance(lab_fleet, fresh, tmp_path, capsys,
+                                                            monkeypatch, playbook,
+                                                            reason) -> None:
+    cwd = workdir(tmp_path, lab_fleet, [fresh])
+    _banner_estate(cwd, fresh, playbook)
+    code, data = audit(capsys, cwd, monkeypatch, "--group", "banner-hosts")
+    host = data["hosts"][0]
+    assert host["status"] == "error" and code == 4
+    (check,) = [c for c in host["checks"] if c["status"] == "error"]
+    assert check["id"] == "ansible:banner.yml" and reason in check["actual"]

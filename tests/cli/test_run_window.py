@@ -146,3 +146,50 @@ def test_override_needs_a_reason_and_is_logged(cwd, capsys) -> None:
 def test_unknown_window(cwd, capsys) -> None:
     assert main(["run-window", "weekly", "--at", INSIDE]) == 1
     assert "no Window named 'weekly'" in capsys.readouterr()[1]
+
+
+def test_replayed_trigger_in_the_past_runs_once(cwd, capsys) -> None:
+    """--at acts at another instant than the clock: the lease must hold at that instant."""
+    past = "2026-11-14T22:05:00+01:00"
+    assert main(["--format", "json", "run-window", "nightly", "--at", past]) == 0
+    assert json.loads(capsys.readouterr()[0])["status"] == "done"
+    assert main(["--format", "json", "run-window", "nightly", "--at",
+                 "2026-11-14T22:06:00+01:00"]) == 0
+    assert json.loads(capsys.readouterr()[0])["status"] == "already-done"
+
+
+def test_failure_before_work_does_not_use_up_the_occurrence(cwd, capsys) -> None:
+    (cwd / "orchestrator.yml").write_text("policies: policies/\ninventory: missing.ini\n"
+                                          "state: sqlite:///state.db\n")
+    assert main(["run-window", "nightly", "--at", INSIDE]) == 1
+    assert "missing.ini: inventory not found" in capsys.readouterr()[1]
+    assert records(capsys) == []  # nothing started, nothing to record
+    (cwd / "orchestrator.yml").write_text("policies: policies/\ninventory: inventory.ini\n"
+                                          "state: sqlite:///state.db\n")
+    assert main(["--format", "json", "run-window", "nightly", "--at", INSIDE]) == 0
+    assert json.loads(capsys.readouterr()[0])["status"] == "done"
+
+
+def test_error_during_the_run_is_recorded_and_releases_the_lease(cwd, capsys,
+                                                                 monkeypatch) -> None:
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.execution import window_run
+
+    def broken(*args, **kwargs):
+        raise OrchestratorError("web-01: simulated failure in the middle of the run")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(window_run, "_run_group", broken)
+        assert main(["run-window", "nightly", "--at", INSIDE]) == 1
+    recs = records(capsys)
+    assert [(r["action"], r["status"]) for r in recs] == [("run.start", "started"),
+                                                          ("run.end", "error")]
+    assert "simulated failure" in recs[1]["details"]["error"]
+    assert main(["--format", "json", "run-window", "nightly", "--at", INSIDE]) == 0
+    assert json.loads(capsys.readouterr()[0])["status"] == "done"
+
+
+def test_skip_records_carry_the_occurrence(cwd, capsys) -> None:
+    assert main(["run-window", "nightly", "--at", "2026-12-25T23:05:00+01:00"]) == 3
+    recs = records(capsys)
+    assert recs[0]["occurrence"] == "nightly@2026-12-25T22:00:00+01:00"

@@ -105,3 +105,59 @@ def test_vaulted_and_plugin_sources_are_not_cached(tmp_path: Path) -> None:
     plain = tmp_path / "hosts.ini"
     plain.write_text(INI)
     assert cacheable(plain)
+
+
+def test_vault_in_vars_folders_or_broken_links_are_not_cached(tmp_path: Path) -> None:
+    from orchestrator.inventory.cache import cache_key, cacheable
+
+    src = tmp_path / "hosts.ini"
+    src.write_text(INI)
+    (tmp_path / "group_vars").mkdir()
+    secret = tmp_path / "group_vars" / "all.yml"
+    secret.write_text("bmc_password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  3132\n")
+    assert not cacheable(src)
+    secret.unlink()
+    (tmp_path / "group_vars" / "gone.yml").symlink_to(tmp_path / "nowhere.yml")
+    assert cache_key(src) is None
+    assert load_inventory(src, cache_dir=tmp_path / "cache").hosts["web-01"]  # parsed, no crash
+    assert not list((tmp_path / "cache").glob("inventory-*.json"))
+
+
+def test_values_json_cannot_hold_are_not_cached(tmp_path: Path) -> None:
+    from orchestrator.inventory import cache
+
+    cache.save(tmp_path / "c", "k" * 64, {"hosts": {"h": {"vars": {"x": object()}}}})
+    assert not list((tmp_path / "c").glob("inventory-*.json"))
+
+
+VAULT_PROBE = """
+from orchestrator.errors import InventoryError
+from orchestrator.inventory.loader import load_inventory
+try:
+    print(load_inventory('hosts.ini').hosts['web-01'].vars['bmc_password'])
+except InventoryError as exc:
+    print('ERROR', exc)
+"""
+
+
+def test_vaulted_values_decrypt_with_ansibles_password_file(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "hosts.ini").write_text(INI)
+    (tmp_path / "pw").write_text("vault-pass\n")
+    venv_bin = Path(sys.executable).parent
+    enc = subprocess.run([str(venv_bin / "ansible-vault"), "encrypt_string",
+                          "--vault-password-file", str(tmp_path / "pw"), "s3cret",
+                          "--name", "bmc_password"], capture_output=True, text=True, check=True)
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text(enc.stdout)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_VAULT")}
+    run = [sys.executable, "-c", VAULT_PROBE]
+    out = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True).stdout
+    assert out.strip() == ("ERROR inventory host web-01: bmc_password is vaulted and cannot be "
+                           "decrypted; set ANSIBLE_VAULT_PASSWORD_FILE")
+    env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(tmp_path / "pw")
+    out = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True).stdout
+    assert out.strip() == "s3cret"
