@@ -69,8 +69,11 @@ class AuditRun:
                 "summary": self.summary()}
 
     def exit_code(self) -> int:
-        """SPEC: 0 compliant, 2 drift, 4 incomplete (hosts unreachable or in error, no drift)."""
+        """SPEC: 0 compliant, 2 drift, 4 incomplete (hosts unreachable or in error, no drift).
+        An audit of no host at all proved nothing: 4 as well."""
         s = self.summary()
+        if not s["hosts"]:
+            return 4
         if s["drift"]:
             return 2
         if s["unreachable"] or s["error"]:

@@ -23,6 +23,12 @@ def audit(ctx: click.Context, group: str | None, limit: str | None, timeout: flo
     a = app(ctx)
     inventory = a.inventory()
     jobs = host_jobs(a.policies, inventory, group, limit)
+    if not jobs:
+        from orchestrator.cli.output import warn
+
+        warn(f"no host of {inventory.source} is in "
+             + (f"group {group}" if group else "any asset group")
+             + (f" and matches --limit {limit}" if limit else "") + "; nothing audited")
     rc = a.run_context()
     with host_progress(a, len(jobs), "audit") as progress:
         result = run_audit(rc, jobs, timeout=timeout, progress=progress)

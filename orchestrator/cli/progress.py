@@ -16,9 +16,10 @@ def host_progress(a: AppContext, total: int, label: str) -> Iterator[Callable[..
     if not a.progress or a.quiet or total == 0 or not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
 
         def update(result: Any, done: int, total: int) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.execution.workspace import Workspace
+from orchestrator.execution.workspace import Workspace, host_key_vars
 
 
 @dataclass
@@ -88,6 +88,7 @@ def run_check_mode(playbook: Path, inventory: Path, hosts: Iterable[str], *,
             forks=forks,
             cmdline="--check --diff",
             envvars=ws.env(known_hosts, strict),
+            extravars=host_key_vars(known_hosts, strict),
             event_handler=collector,
             quiet=True,
             timeout=timeout,

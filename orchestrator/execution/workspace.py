@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 
+def host_key_vars(known_hosts: Path | None, strict: bool = True) -> dict[str, object]:
+    """Extra variables (which beat inventory variables) that keep Ansible's host-key policy
+    the orchestrator's: checking always on; `acceptNew` adds unknown keys but, as OpenSSH's
+    accept-new does, refuses a changed one. OpenSSH takes the first value of an option, and
+    ssh_args come before an inventory's common and extra args."""
+    mode = "yes" if strict else "accept-new"
+    args = f"-o StrictHostKeyChecking={mode} -o ControlMaster=auto -o ControlPersist=60s"
+    if known_hosts is not None:
+        args = f"-o UserKnownHostsFile={shlex.quote(str(known_hosts))} " + args
+    return {"ansible_ssh_args": args, "ansible_host_key_checking": True}
+
+
 def ansible_env(known_hosts: Path | None, strict: bool = True) -> dict[str, str]:
-    """Environment for ansible-playbook: strict host keys, our venv's binaries first."""
+    """Environment for ansible-playbook: host keys checked, our venv's binaries first."""
     venv_bin = str(Path(sys.executable).parent)
     env = {
         "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
-        "ANSIBLE_HOST_KEY_CHECKING": "True" if strict else "False",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
     }
-    if known_hosts is not None:
-        env["ANSIBLE_SSH_ARGS"] = (f"-o UserKnownHostsFile={known_hosts} "
-                                   "-o StrictHostKeyChecking=yes -o ControlMaster=auto "
-                                   "-o ControlPersist=60s")
+    env["ANSIBLE_SSH_ARGS"] = str(host_key_vars(known_hosts, strict)["ansible_ssh_args"])
     return env
 
 

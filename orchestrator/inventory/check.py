@@ -30,7 +30,7 @@ def check_inventory(ps: PolicySet, inv: Inventory) -> tuple[list[str], list[str]
             continue
         objs = [ps.groups[n] for n in groups]
         policies = {o.patch_policy for o in objs if o.patch_policy}
-        windows = {o.windows for o in objs if o.windows}
+        windows = {tuple(sorted(o.windows)) for o in objs if o.windows}
         firmware = {o.firmware_policy for o in objs if o.firmware_policy}
         for what, values in (
             ("patch policies", policies),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+MAX = timedelta(days=3650)  # nothing in a policy needs more; keeps date arithmetic in range
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -19,7 +20,13 @@ def parse_duration(text: str) -> timedelta:
     if not text or not m or not any(m.groups()):
         raise ValueError(f"{text!r} is not a duration; write e.g. 90m, 4h, 1h30m or 2d")
     d, h, mi, s = (int(g) if g else 0 for g in m.groups())
-    return timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    try:
+        value = timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
+    if value > MAX:
+        raise ValueError(f"{text!r} is too long a duration (at most {MAX.days} days)")
+    return value
 
 
 def format_duration(delta: timedelta) -> str:

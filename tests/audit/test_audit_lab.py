@@ -279,3 +279,34 @@ def test_broken_ansible_baseline_is_an_error_not_compliance(lab_fleet, fresh, tm
     assert host["status"] == "error" and code == 4
     (check,) = [c for c in host["checks"] if c["status"] == "error"]
     assert check["id"] == "ansible:banner.yml" and reason in check["actual"]
+
+
+def test_inventory_cannot_switch_off_host_key_checking_for_ansible(lab_fleet, fresh, tmp_path,
+                                                                   capsys,
+                                                                   monkeypatch) -> None:
+    """An inventory's ansible_ssh_args must not override the orchestrator's host-key policy:
+    with an empty known_hosts in strict mode, the check-mode run must refuse the host."""
+    host = next(h for h in lab_fleet.hosts if h.name == fresh)
+    cwd = workdir(tmp_path, lab_fleet, [fresh])
+    _banner_estate(cwd, fresh, PLAYBOOK)
+    (cwd / "empty_known_hosts").write_text("")
+    (cwd / "inventory.yml").write_text(textwrap.dedent(f"""\
+        all:
+          hosts:
+            {fresh}:
+              ansible_host: {host.address}
+              ansible_port: {host.port}
+              ansible_user: root
+              ansible_ssh_private_key_file: {lab_fleet.ssh_key_path}
+              ansible_python_interpreter: /usr/bin/python3
+              ansible_ssh_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+        """))
+    (cwd / "orchestrator.yml").write_text(
+        "policies: policies/\ninventory: inventory.yml\nstate: sqlite:///state.db\n"
+        f"ssh: {{knownHosts: {cwd / 'empty_known_hosts'}, hostKeys: strict}}\n")
+    code, data = audit(capsys, cwd, monkeypatch, "--group", "banner-hosts")
+    (check,) = data["hosts"][0]["checks"]
+    assert check["id"] == "ansible:banner.yml" and check["status"] == "error"
+    assert "Host key verification failed" in check["actual"] or "host key" in \
+        check["actual"].lower()
+    assert code == 4

@@ -193,3 +193,8 @@ def test_skip_records_carry_the_occurrence(cwd, capsys) -> None:
     assert main(["run-window", "nightly", "--at", "2026-12-25T23:05:00+01:00"]) == 3
     recs = records(capsys)
     assert recs[0]["occurrence"] == "nightly@2026-12-25T22:00:00+01:00"
+
+
+def test_audit_of_no_host_is_incomplete(cwd, capsys) -> None:
+    assert main(["audit", "--group", "empty-group"]) == 4
+    assert "nothing audited" in capsys.readouterr()[1]

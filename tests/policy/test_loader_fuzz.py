@@ -69,3 +69,37 @@ def test_mutated_values(tmp_path_factory, text: str, data: st.DataObject) -> Non
     key = data.draw(st.sampled_from(sorted(spec)))
     spec[key] = data.draw(json_like)
     load_text(tmp_path_factory.mktemp("fuzz"), yaml.safe_dump_all(docs))
+
+
+durations = st.from_regex(r"\A(0|[0-9]{1,14}[dhms]|[0-9]{1,3}h[0-9]{1,6}m)\Z")
+dates = st.from_regex(r"\A[0-9]{4}-[01][0-9]-[0-3][0-9](T[0-2][0-9]:[0-5][0-9])?\Z")
+
+
+@SETTINGS
+@given(durations, durations, durations, st.one_of(st.none(), dates), st.one_of(st.none(), dates),
+       st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Pacific/Kiritimati",
+                        "Australia/Lord_Howe"]))
+def test_validate_end_to_end_on_extreme_windows(tmp_path_factory, duration, cutoff, grace,
+                                                valid_from, valid_until, zone) -> None:
+    """validate (schema, cross-checks and the window warnings) answers 0 or 1, never an
+    internal error, for windows with extreme durations and dates."""
+    import contextlib
+    import io
+
+    from orchestrator.cli.main import main
+
+    spec = {"schedule": {"cron": "0 1 * * *"}, "timezone": zone, "duration": duration,
+            "cutoff": cutoff, "misfireGrace": grace}
+    if valid_from:
+        spec["validFrom"] = valid_from
+    if valid_until:
+        spec["validUntil"] = valid_until
+    doc = {"apiVersion": "orchestrator/v1", "kind": "Window", "metadata": {"name": "w"},
+           "spec": spec}
+    tmp = tmp_path_factory.mktemp("fuzz")
+    (tmp / "p.yml").write_text(yaml.safe_dump(doc))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["--policies", str(tmp), "--state", f"sqlite:///{tmp}/s.db", "validate"])
+    assert code in (0, 1)
+    assert "internal error" not in err.getvalue()
