@@ -23,6 +23,15 @@ strings (MultiString) or {"kind": K, "value": V}. Some keys are derived from the
 Windows Update RebootRequired key exists while `reboot_pending` is true, and ComputerName /
 ActiveComputerName hold the hostname unless the state records them. cmd lines: hostname,
 whoami, echo, exit N. Unknown commands fail like Windows ("... is not recognized ...", exit 1).
+
+Command lines are cmd.exe's (WinRS runs every command through it): one longer than 8,191
+characters fails as on Windows, before anything runs ("The command line is too long.", exit 1).
+The WinRM transport's stdin bootstrap (STDIN_BOOTSTRAP, the same text as in
+orchestrator/transports/winrm.py: `powershell -EncodedCommand` of it) is recognised as a whole:
+it reads the script from stdin (base64 of UTF-8, line breaks ignored, as
+[Convert]::FromBase64String does), runs it, and exits N after `exit N`, 1 with the message on
+stderr when a terminating error (or a parse error) escapes the script, otherwise 0.
+`wants_stdin()` tells the WinRM endpoint to hold such a command until its stdin ends.
 """
 
 from __future__ import annotations
@@ -45,24 +54,57 @@ REBOOT_KEY = ("HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdat
               "\\RebootRequired")
 COMPUTER_NAME = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\ComputerName"
 SESSION_MANAGER = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"
+MAX_COMMAND_LINE = 8191  # cmd.exe
+TOO_LONG = "The command line is too long.\r\n"
+STDIN_BOOTSTRAP = (
+    "try { & ([ScriptBlock]::Create([Text.Encoding]::UTF8.GetString("
+    "[Convert]::FromBase64String((@($input) -join ''))))) } "
+    "catch { [Console]::Error.WriteLine($_.Exception.Message); exit 1 }; exit 0"
+)
+BAD_BASE64 = ('Exception calling "FromBase64String" with "1" argument(s): "The input is not a '
+              "valid Base-64 string as it contains a non-base 64 character, more than two padding "
+              'characters, or an illegal character among the padding characters. "')
 
 
-def run_command(state_path: str, command: str, args: list[str]) -> tuple[bytes, bytes, int]:
-    """Run one WinRM command line; returns (stdout, stderr, exit code)."""
-    line = " ".join([command, *args]).strip()
+def _line(command: str, args: list[str]) -> str:
+    """The command line WinRS hands to cmd.exe: the command and its arguments, space-separated."""
+    return " ".join([command, *args])
+
+
+def _powershell_script(line: str) -> str | None:
+    """The script of a `powershell[.exe] ... -EncodedCommand B64 | -Command TEXT` line."""
+    m = re.match(r"^\s*powershell(?:\.exe)?\b(.*)$", line, re.I | re.S)
+    if not m:
+        return None
+    rest = m.group(1)
+    enc = re.search(r"-(?:e|ec|enc|encodedcommand)\s+(\S+)", rest, re.I)
+    if enc:
+        return base64.b64decode(enc.group(1)).decode("utf-16-le")
+    cmd = re.search(r"-(?:c|command)\s+(.*)$", rest, re.I | re.S)
+    return cmd.group(1) if cmd else ""
+
+
+def wants_stdin(command: str, args: list[str]) -> bool:
+    """True for the stdin bootstrap: it runs only once its stdin has ended."""
+    line = _line(command, args)
+    return len(line) <= MAX_COMMAND_LINE and _powershell_script(line) == STDIN_BOOTSTRAP
+
+
+def run_command(state_path: str, command: str, args: list[str],
+                stdin: bytes | None = None) -> tuple[bytes, bytes, int]:
+    """Run one WinRM command line (with the stdin it was sent); (stdout, stderr, exit code)."""
+    line = _line(command, args)
+    if len(line) > MAX_COMMAND_LINE:
+        return b"", TOO_LONG.encode(), 1
+    line = line.strip()
     low = line.lower()
     with open(state_path) as fh:
         state = json.load(fh)
     before = json.dumps(state, sort_keys=True)
-    m = re.match(r"^powershell(?:\.exe)?\b(.*)$", line, re.I | re.S)
-    if m:
-        rest = m.group(1)
-        enc = re.search(r"-(?:e|ec|enc|encodedcommand)\s+(\S+)", rest, re.I)
-        if enc:
-            script = base64.b64decode(enc.group(1)).decode("utf-16-le")
-        else:
-            cmd = re.search(r"-(?:c|command)\s+(.*)$", rest, re.I | re.S)
-            script = cmd.group(1) if cmd else ""
+    script = _powershell_script(line)
+    if script == STDIN_BOOTSTRAP:
+        out, err, code = _run_bootstrap(state, stdin or b"")
+    elif script is not None:
         out, err, code = run_script(state, script)
     elif low in ("hostname", "hostname.exe"):
         out, err, code = state["hostname"] + "\n", "", 0
@@ -84,7 +126,18 @@ def run_command(state_path: str, command: str, args: list[str]) -> tuple[bytes, 
     return out.encode(), err.encode(), code
 
 
-def run_script(state: dict, script: str) -> tuple[str, str, int]:
+def _run_bootstrap(state: dict, stdin: bytes) -> tuple[str, str, int]:
+    """STDIN_BOOTSTRAP: decode stdin, run it; exit N / 1 on an escaping error / else 0."""
+    text = re.sub(rb"[ \t\r\n]", b"", stdin)
+    try:
+        script = base64.b64decode(text, validate=True).decode("utf-8", errors="replace")
+    except ValueError:
+        return "", BAD_BASE64 + "\r\n", 1
+    return run_script(state, script, bootstrap=True)
+
+
+def run_script(state: dict, script: str, *, bootstrap: bool = False) -> tuple[str, str, int]:
+    """Run a script as `powershell -Command` does, or (bootstrap) as STDIN_BOOTSTRAP runs it."""
     if "microsoft.update.session" in script.lower():  # the whole script is an update search
         updates = _pending_updates(state)
         value = updates[0] if len(updates) == 1 else updates
@@ -94,9 +147,31 @@ def run_script(state: dict, script: str) -> tuple[str, str, int]:
     interp = L.Interp(_commands(state), {"COMPUTERNAME": state["hostname"],
                                          "USERNAME": "Administrator"})
     try:
-        return interp.run(script)
+        return _run_caught(interp, script) if bootstrap else interp.run(script)
     except Exception as exc:  # noqa: BLE001 - an emulator bug must not take the endpoint down
         return "", f"winps internal error: {type(exc).__name__}: {exc}\r\n", 1
+
+
+def _run_caught(interp: L.Interp, script: str) -> tuple[str, str, int]:
+    """`try { & ([ScriptBlock]::Create($script)) } catch { message to stderr; exit 1 }; exit 0`."""
+    try:
+        body = L.Parser(script).script()
+    except PSError as exc:  # [ScriptBlock]::Create throws; the bootstrap's catch reports it
+        return "", f'Exception calling "Create" with "1" argument(s): "{exc.message}"\r\n', 1
+    code = 0
+    try:
+        for st in body:
+            interp.failed = False
+            for obj in interp.exec_stmt(st):
+                interp.out.append(L.format_default(obj))
+    except L.values.ExitScript as exc:  # `exit` is flow control: catch does not see it
+        code = exc.code
+    except L.values.Return:
+        code = 0
+    except PSError as exc:
+        interp.err.append(exc.message + "\r\n")
+        code = 1
+    return "".join(interp.out), "".join(interp.err), code
 
 
 # ------------------------------------------------------------------------------ registry

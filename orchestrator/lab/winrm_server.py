@@ -4,6 +4,15 @@ Real pywinrm talks to it over HTTP with NTLM (pyspnego as the acceptor, credenti
 NTLM_USER_FILE) and WinRM message encryption, exactly as with a Windows server. Commands are not
 run by Windows: `winps.py` interprets a documented subset of PowerShell/cmd against the recorded
 host state in `<state_dir>/<host>.json`.
+
+The shell operations behave as WinRS does for what the orchestrator uses: Command starts a
+command (a command line over cmd.exe's 8,191 characters fails with "The command line is too
+long.", exit 1); Send delivers stdin streams (base64, in any number of Sends), and a command
+that reads stdin (the WinRM transport's bootstrap, `winps.wants_stdin`) runs once a stream with
+End="true" arrives; Receive returns its output when it has finished, and while it waits for
+stdin holds the request for the client's OperationTimeout and then answers with the w:TimedOut
+fault (pywinrm: WinRMOperationTimeoutError), as Windows does; Signal (terminate) and Delete
+forget commands and shells. Other commands run when they are started and ignore stdin.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import struct
 import sys
 import threading
@@ -32,6 +42,32 @@ BOUNDARY = b"--Encrypted Boundary"
 PROTO = "application/HTTP-SPNEGO-session-encrypted"
 SHELL = NS["rsp"]
 LOCK = threading.Lock()
+TIMED_OUT = 2150858793  # ERROR_WSMAN_OPERATION_TIMEDOUT
+FAULT_NS = "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault"
+
+
+class Fault(Exception):  # noqa: N818 - a WS-Management fault reply (HTTP 500), not a bug
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+
+def fault(relates_to: str, subcode: str, code: int, message: str) -> Fault:
+    body = (
+        f"<s:Fault><s:Code><s:Value>s:Receiver</s:Value><s:Subcode><s:Value>{subcode}</s:Value>"
+        f'</s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">{message}</s:Text></s:Reason>'
+        f'<s:Detail><f:WSManFault xmlns:f="{FAULT_NS}" Code="{code}" Machine="lab">'
+        f"<f:Message>{message}</f:Message></f:WSManFault></s:Detail></s:Fault>"
+    )
+    return Fault(envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", relates_to, body))
+
+
+def operation_timeout(root: ET.Element) -> float:
+    """The request's w:OperationTimeout (xs:duration, e.g. PT20S or PT20.000S); 60 s if none."""
+    text = root.findtext(".//w:OperationTimeout", namespaces=NS) or ""
+    m = re.fullmatch(r"PT(?:(\d+)M)?(?:(\d+(?:\.\d*)?)S)?", text.strip())
+    if not m or not any(m.groups()):
+        return 60.0
+    return int(m.group(1) or 0) * 60 + float(m.group(2) or 0)
 
 
 def envelope(action: str, relates_to: str, body: str) -> bytes:
@@ -88,9 +124,12 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200)
             return
         encrypted = "multipart/encrypted" in self.headers.get("Content-Type", "")
+        status = 200
         try:
             message = self._decrypt(body) if encrypted else body
             reply = self._dispatch(message)
+        except Fault as exc:
+            status, reply = 500, exc.body
         except Exception as exc:  # report, keep serving
             print(f"winrm: {self.server.lab_host['name']}: {exc!r}", file=sys.stderr, flush=True)
             self._send(500)
@@ -100,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
             ctype = f'multipart/encrypted;protocol="{PROTO}";boundary="Encrypted Boundary"'
         else:
             payload, ctype = reply, "application/soap+xml;charset=UTF-8"
-        self._send(200, payload, {"Content-Type": ctype})
+        self._send(status, payload, {"Content-Type": ctype})
 
     def _decrypt(self, body: bytes) -> bytes:
         parts = [p for p in body.split(BOUNDARY + b"\r\n") if p]
@@ -151,17 +190,47 @@ class Handler(BaseHTTPRequestHandler):
         if verb == "Command":
             command = root.findtext(".//rsp:Command", namespaces=NS) or ""
             args = [a.text or "" for a in root.iterfind(".//rsp:Arguments", NS)]
-            with LOCK:
-                result = winps.run_command(self.server.state_path, command, args)
+            cmd = {"command": command, "args": args, "stdin": bytearray(), "result": None}
+            if not winps.wants_stdin(command, args):
+                with LOCK:
+                    cmd["result"] = winps.run_command(self.server.state_path, command, args)
             cmd_id = str(uuid.uuid4()).upper()
-            shells.setdefault(shell_id, {})[cmd_id] = result
+            with self.server.cond:
+                shells.setdefault(shell_id, {})[cmd_id] = cmd
             return envelope(action + "Response", msg_id,
                             f"<rsp:CommandResponse><rsp:CommandId>{cmd_id}</rsp:CommandId>"
                             "</rsp:CommandResponse>")
+        if verb == "Send":
+            for stream in root.iterfind(".//rsp:Send/rsp:Stream", NS):
+                cmd = shells.get(shell_id, {}).get(stream.get("CommandId"))
+                if cmd is None:
+                    raise fault(msg_id, "w:InvalidParameter", 87,
+                                "The request for the Windows Remote Shell with ShellId "
+                                f"{shell_id} failed because the command was not found.")
+                if stream.get("Name") != "stdin" or cmd["result"] is not None:
+                    continue  # a command that has finished (or never reads stdin) drops it
+                cmd["stdin"] += base64.b64decode(stream.text or "")
+                if (stream.get("End") or "").lower() in ("true", "1"):
+                    with LOCK:
+                        result = winps.run_command(self.server.state_path, cmd["command"],
+                                                   cmd["args"], bytes(cmd["stdin"]))
+                    with self.server.cond:
+                        cmd["result"] = result
+                        self.server.cond.notify_all()
+            return envelope(action + "Response", msg_id, "<rsp:SendResponse/>")
         if verb == "Receive":
             desired = root.find(".//rsp:DesiredStream", NS)
             cmd_id = desired.get("CommandId") if desired is not None else ""
-            stdout, stderr, code = shells.get(shell_id, {}).get(cmd_id, (b"", b"", 0))
+            cmd = shells.get(shell_id, {}).get(cmd_id)
+            if cmd is not None:
+                with self.server.cond:
+                    self.server.cond.wait_for(lambda: cmd["result"] is not None,
+                                              operation_timeout(root))
+                if cmd["result"] is None:  # still waiting for its stdin
+                    raise fault(msg_id, "w:TimedOut", TIMED_OUT,
+                                "The WS-Management service cannot complete the operation within "
+                                "the time specified in OperationTimeout.")
+            stdout, stderr, code = cmd["result"] if cmd is not None else (b"", b"", 0)
             out, err = base64.b64encode(stdout).decode(), base64.b64encode(stderr).decode()
             body = (
                 "<rsp:ReceiveResponse>"
@@ -173,7 +242,10 @@ class Handler(BaseHTTPRequestHandler):
                 f"<rsp:ExitCode>{code}</rsp:ExitCode></rsp:CommandState></rsp:ReceiveResponse>"
             )
             return envelope(action + "Response", msg_id, body)
-        if verb == "Signal":
+        if verb == "Signal":  # terminate (cleanup_command): the command is gone
+            signal = root.find(".//rsp:Signal", NS)
+            if signal is not None:
+                shells.get(shell_id, {}).pop(signal.get("CommandId"), None)
             return envelope(action + "Response", msg_id, "<rsp:SignalResponse/>")
         raise ValueError(f"unsupported WS-Management action {action}")
 
@@ -187,6 +259,7 @@ def main() -> int:
         srv.daemon_threads = True
         srv.lab_host = host
         srv.shells = {}
+        srv.cond = threading.Condition()
         srv.state_path = os.path.join(cfg["state_dir"], f"{host['name']}.json")
         servers.append(srv)
     for srv in servers[1:]:

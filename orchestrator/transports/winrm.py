@@ -2,8 +2,23 @@
 
 HTTPS with certificate validation unless the inventory says otherwise
 (ansible_winrm_server_cert_validation=ignore); NTLM or Kerberos; plain HTTP only when
-ansible_winrm_scheme=http is given explicitly. Commands are PowerShell scripts sent as
--EncodedCommand, so no cmd.exe quoting is involved.
+ansible_winrm_scheme=http is given explicitly.
+
+Commands are PowerShell scripts of any size. WinRS starts every command through cmd.exe, whose
+command line stops at 8,191 characters ("The command line is too long."), so the script is not
+put on the command line: as Ansible's winrm connection does, powershell.exe is started with a
+short, fixed -EncodedCommand bootstrap (STDIN_BOOTSTRAP: a 594-character command line) and
+the script follows through the WS-Management Send operation (stdin) as base64 of UTF-8, ended
+with End="true"; the bootstrap decodes it, compiles it with [ScriptBlock]::Create and runs it.
+`-Command -` is not used: PowerShell 5.1 reads such stdin line by line like an interactive prompt
+(each statement runs as its line arrives, a multi-line block needs an extra blank line to run
+at all, a parse error does not stop later lines), while the bootstrap parses the whole script at
+once, as -EncodedCommand did. base64 keeps the stdin pure ASCII, so neither the shell's code
+page nor [Console]::InputEncoding can change a character of the script.
+
+Exit status of run(): N after `exit N`; 1 when a terminating error escapes the script (throw,
+-ErrorAction Stop or $ErrorActionPreference = 'Stop', a parse error), with its message on
+stderr; otherwise 0 (non-terminating errors go to stderr only).
 """
 
 from __future__ import annotations
@@ -93,9 +108,40 @@ def winrm_options(name: str, host_vars: Mapping[str, Any]) -> WinrmOptions:
     )
 
 
+MAX_COMMAND_LINE = 8191
+"""cmd.exe's limit on a command line, which WinRS runs every command through."""
+STDIN_CHUNK = 200_000
+"""Script bytes per WS-Management Send (as Ansible; well under the default MaxEnvelopeSizekb)."""
+STDIN_BOOTSTRAP = (
+    "try { & ([ScriptBlock]::Create([Text.Encoding]::UTF8.GetString("
+    "[Convert]::FromBase64String((@($input) -join ''))))) } "
+    "catch { [Console]::Error.WriteLine($_.Exception.Message); exit 1 }; exit 0"
+)
+"""Runs the script that arrives on stdin (base64 of UTF-8, any line breaks). `$input` is
+stdin's lines when powershell.exe's stdin is a pipe (Ansible's bootstrap_wrapper.ps1 reads it
+the same way); `exit N` in the script is not caught by catch and ends powershell.exe with N.
+The lab's WinRM endpoint (orchestrator/lab/winps.py) recognises exactly this text."""
+
+
 def encode_powershell(script: str) -> str:
     """The `powershell -EncodedCommand` form: base64 of UTF-16LE."""
     return base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+
+
+POWERSHELL_ARGS = (
+    "-NoProfile",
+    "-NonInteractive",
+    "-ExecutionPolicy",
+    "Bypass",
+    "-EncodedCommand",
+    encode_powershell(STDIN_BOOTSTRAP),
+)
+"""powershell.exe's arguments for every command: the same short line whatever the script."""
+
+
+def stdin_payload(script: str) -> bytes:
+    """What the bootstrap reads from stdin: base64 of the UTF-8 script in 76-character lines."""
+    return base64.encodebytes(script.encode("utf-8"))
 
 
 class WinrmTransport:
@@ -166,20 +212,27 @@ class WinrmTransport:
         p, shell = self._protocol, self._shell_id
         deadline = time.monotonic() + timeout
         try:
+            # stdin is a pipe (not a console) so the bootstrap's $input sees the Send stream
             cid = p.run_command(
-                shell,
-                "powershell.exe",
-                [
-                    "-NoProfile",
-                    "-NonInteractive",
-                    "-ExecutionPolicy",
-                    "Bypass",
-                    "-EncodedCommand",
-                    encode_powershell(script),
-                ],
+                shell, "powershell.exe", list(POWERSHELL_ARGS), console_mode_stdin=False
             )
         except Exception as exc:
             raise self._fail(f"cannot start command: {_reason(exc)}") from None
+        payload = stdin_payload(script)
+        try:
+            for start in range(0, max(len(payload), 1), STDIN_CHUNK):  # "" still ends stdin
+                if time.monotonic() > deadline:
+                    raise self._fail(f"command timed out after {timeout:g}s (shell closed)")
+                end = start + STDIN_CHUNK >= len(payload)
+                try:
+                    p.send_command_input(shell, cid, payload[start : start + STDIN_CHUNK], end=end)
+                except WinRMOperationTimeoutError:
+                    # a busy service answers Send late but still takes the input (as Ansible)
+                    continue
+        except TransportError:
+            raise
+        except Exception as exc:
+            raise self._fail(f"cannot send the script to powershell: {_reason(exc)}") from None
         out: list[bytes] = []
         err: list[bytes] = []
         done, rc = False, -1
@@ -204,7 +257,10 @@ class WinrmTransport:
         return Result(int(rc), b"".join(out), b"".join(err))
 
     def read_file(self, path: str, *, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> bytes:
-        script = f"[Convert]::ToBase64String([IO.File]::ReadAllBytes({powershell_quote(path)}))"
+        script = (
+            "$ErrorActionPreference = 'Stop'; "
+            f"[Convert]::ToBase64String([IO.File]::ReadAllBytes({powershell_quote(path)}))"
+        )
         res = self.run(script, timeout=timeout)
         if res.exit_status != 0:
             raise RemoteFileError(

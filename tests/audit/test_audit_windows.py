@@ -148,3 +148,52 @@ def test_windows_audit_missing_hotfix_service_and_value(lab_fleet, win_host, wor
         f"registry:{LSA}\\RunAsPPL": (1, "value missing"),
     }
     assert code == 2
+
+
+LARGE_POLICY = """
+apiVersion: orchestrator/v1
+kind: Baseline
+metadata: {{name: win-large}}
+spec:
+  platform: windows
+  services:
+    running: [{running}]
+    stopped: [{stopped}]
+  windows:
+    registry:
+{registry}
+    hotfixes:
+      installed: [KB5034439, KB5034441]
+---
+apiVersion: orchestrator/v1
+kind: AssetGroup
+metadata: {{name: winfleet}}
+spec:
+  hosts: {{patterns: ["{host}"]}}
+  baselines: [win-large]
+"""
+
+
+def test_windows_audit_of_a_large_baseline(lab_fleet, win_host, workdir, capsys):
+    """The review's case: 12 services, 2 hotfixes and 12 registry values make a fact batch whose
+    `-EncodedCommand` line is well over cmd.exe's 8,191 characters, which the lab endpoint (like
+    Windows) refuses; the transport's stdin bootstrap keeps the line short."""
+    state = copy.deepcopy(lab_fleet.windows_state(win_host))
+    running = [f"LabSvc{i:02d}" for i in range(8)]
+    for name in running:
+        state["services"][name] = {"Status": "Running", "StartType": "Automatic"}
+    values = {f"Hardening{i:02d}": i for i in range(12)}
+    state["registry"][LSA].update(values)
+    lab_fleet.set_windows_state(win_host, state)
+    registry = "\n".join(f"      - {{key: '{LSA}', name: {k}, value: {v}}}"
+                         for k, v in values.items())
+    (workdir / "policies" / "win.yml").write_text(LARGE_POLICY.format(
+        running=", ".join(["WinRM", "W32Time", "EventLog", "wuauserv", *running]),
+        stopped="Spooler, RemoteRegistry, NoSuchService", registry=registry, host=win_host))
+
+    code, report = audit(capsys)
+    (host,) = report["hosts"]
+    assert host["error"] is None
+    assert len(host["checks"]) == 12 + 3 + 2 + 12  # running, stopped, hotfixes, values
+    assert {c["status"] for c in host["checks"]} == {"pass"}, host["checks"]
+    assert (code, host["status"]) == (0, "compliant")

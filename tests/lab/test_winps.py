@@ -73,7 +73,13 @@ def test_fact_batch_runs_in_the_emulator(tmp_path):
     ]
     batch = FactBatch("powershell")
     batch.extend(reqs)
-    out, err, code = winps.run_command(str(state_path), _encoded(batch.script()), [])
+    # sent as the WinRM transport sends it: the short bootstrap line, the batch on stdin
+    from orchestrator.transports.winrm import POWERSHELL_ARGS, stdin_payload
+
+    args = list(POWERSHELL_ARGS)
+    assert winps.wants_stdin("powershell.exe", args)
+    out, err, code = winps.run_command(str(state_path), "powershell.exe", args,
+                                       stdin_payload(batch.script()))
     assert (code, err) == (0, b"")
     got = {r.key: (v.error or to_jsonable(v.value)) for r, v in batch.parse(out, err).items()}
     svc = got["win.services:winrm"]["winrm"]

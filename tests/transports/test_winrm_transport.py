@@ -13,7 +13,14 @@ import pytest
 
 from orchestrator.errors import InventoryError, TransportError
 from orchestrator.transports import get_transport, transport_for_host
-from orchestrator.transports.winrm import encode_powershell, winrm_options
+from orchestrator.transports.winrm import (
+    MAX_COMMAND_LINE,
+    POWERSHELL_ARGS,
+    STDIN_BOOTSTRAP,
+    STDIN_CHUNK,
+    encode_powershell,
+    winrm_options,
+)
 
 BASE = {
     "ansible_connection": "winrm",
@@ -89,9 +96,13 @@ class FakeProtocol:
         self.codepage = codepage
         return "shell-1"
 
-    def run_command(self, shell, exe, args):
-        self.commands.append((exe, args))
+    def run_command(self, shell, exe, args, console_mode_stdin=True, skip_cmd_shell=False):
+        self.commands.append((exe, args, console_mode_stdin, skip_cmd_shell))
+        self.stdin = []
         return "cmd-1"
+
+    def send_command_input(self, shell, cid, data, end=False):
+        self.stdin.append((data, end))
 
     def get_command_output_raw(self, shell, cid):
         if self.outputs == "hang":
@@ -116,18 +127,41 @@ def fake_winrm(monkeypatch):
     return FakeProtocol
 
 
-def test_run_sends_encoded_powershell_with_quoted_args(fake_winrm):
+def test_run_sends_a_short_bootstrap_and_the_script_on_stdin(fake_winrm):
     t = get_transport("winrm", BASE, host="win-01")
     res = t.run("Get-Service -Name", "x'; Remove-Item C:\\ -Recurse; '")
     assert (res.exit_status, res.stdout, res.stderr) == (7, b"part1 part2", b"warn")
     p = fake_winrm.instances[0]
     assert p.kwargs["password"] == "s3cret" and p.codepage == 65001
-    exe, args = p.commands[0]
-    assert exe == "powershell.exe" and "-EncodedCommand" in args
-    sent = base64.b64decode(args[-1]).decode("utf-16-le")
+    exe, args, console_stdin, skip_cmd = p.commands[0]
+    # the command line is the fixed bootstrap, whatever the script
+    assert (exe, args) == ("powershell.exe", list(POWERSHELL_ARGS))
+    assert base64.b64decode(args[-1]).decode("utf-16-le") == STDIN_BOOTSTRAP
+    assert console_stdin is False and skip_cmd is False  # stdin a pipe, through cmd.exe
+    # the script: one Send with End=true, base64 of UTF-8
+    assert [end for _, end in p.stdin] == [True]
+    sent = base64.b64decode(b"".join(d for d, _ in p.stdin)).decode("utf-8")
     assert sent == "Get-Service -Name 'x''; Remove-Item C:\\ -Recurse; '''"
     t.close()
     assert p.closed
+
+
+def test_large_script_keeps_the_command_line_short_and_is_chunked(fake_winrm):
+    # ~3x the bytes of one Send, non-ASCII: as -EncodedCommand it would be ~2.7x this long
+    script = "# " + "Grüße ünd 'quotes' " * 40_000 + "\nhostname"
+    t = get_transport("winrm", BASE, host="win-01")
+    t.run(script)
+    p = fake_winrm.instances[0]
+    exe, args, *_ = p.commands[0]
+    assert len(" ".join([exe, *args])) < 1000 < MAX_COMMAND_LINE
+    assert len(p.stdin) > 3 and all(len(d) <= STDIN_CHUNK for d, _ in p.stdin)
+    assert [end for _, end in p.stdin] == [False] * (len(p.stdin) - 1) + [True]
+    assert base64.b64decode(b"".join(d for d, _ in p.stdin)).decode("utf-8") == script
+
+
+def test_empty_script_still_ends_stdin(fake_winrm):
+    get_transport("winrm", BASE, host="win-01").run("")
+    assert fake_winrm.instances[0].stdin == [(b"", True)]
 
 
 def test_run_timeout_closes_shell(fake_winrm):
