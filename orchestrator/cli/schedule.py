@@ -10,11 +10,7 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.output import app, emit_json, info
-from orchestrator.errors import OrchestratorError
-
-
-class ExportError(OrchestratorError):
-    """The scheduler files cannot be written."""
+from orchestrator.windows.export import ExportError
 
 
 def _prefix(config_source: Path | None) -> list[str]:

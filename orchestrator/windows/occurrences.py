@@ -144,47 +144,70 @@ class CompiledWindow:
         w = self.window
         tz, duration, cut = self.tz, w.duration, w.duration - w.cutoff
         vf, vu = self._vf, self._vu
-        after = naive_utc(after)
-        limit = after + horizon if horizon is not None else None
+        try:
+            after = naive_utc(after)
+        except OverflowError:  # beyond datetime's range in UTC
+            after = datetime.min if after.year < 5000 else datetime.max
+        limit = _add(after, horizon) if horizon is not None else None
         # Bounds as plain comparisons (datetimes have microsecond resolution):
         # stop at start >= stop; skip start <= floor; yield start > lower.
         if vu is not None and (limit is None or vu < limit):
             stop = vu  # validUntil is exclusive
         elif limit is not None:
-            stop = limit + _TICK  # the horizon is inclusive
+            stop = _add(limit, _TICK)  # the horizon is inclusive
         else:
             stop = datetime.max
-        lower = after - duration if ongoing else after
+        lower = _add(after, -duration) if ongoing else after
         # Local search start: early enough for gap shifts and offset days.
-        search = lower + tz.utcoffset(lower) - _TWO_DAYS
+        search = max(_add(lower, tz.utcoffset(lower) - _TWO_DAYS), _EARLIEST)
         if vf is not None:
-            search = max(search, vf + tz.utcoffset(vf) - _TWO_DAYS)
-        floor = vf - _TICK if vf is not None else datetime.min  # then: the last start yielded
+            search = max(search, _add(vf, tz.utcoffset(vf) - _TWO_DAYS))
+        floor = _add(vf, -_TICK) if vf is not None else datetime.min  # then: the last start
         if not ongoing:
-            lower = lower - _TICK
+            lower = _add(lower, -_TICK)
         fields = (w.name, w.timezone)
         on_end = w.on_end
         utcoffset = tz.utcoffset  # of a naive local time, fold=0: SPEC's gap and fold rules
         new = tuple.__new__
         # The schedule's raw starts plus offsetDays (raw_starts, inlined: this is the hot path).
         shift = timedelta(days=w.offset_days) if w.offset_days else None
-        for batch in self.spec.batches(search - shift if shift else search):
-            if shift:
-                batch = [raw + shift for raw in batch]
-            for local in batch:
-                start = local - utcoffset(local)
-                if start >= stop:
-                    return
-                if start <= floor:
-                    continue
-                floor = start
-                if start > lower:
-                    yield new(Occurrence, (*fields, local, start, start + duration,
-                                           start + cut, on_end))
+        try:
+            for batch in self.spec.batches(_add(search, -shift) if shift else search):
+                if shift:
+                    batch = [raw + shift for raw in batch]
+                for local in batch:
+                    start = local - utcoffset(local)
+                    if start >= stop:
+                        return
+                    if start <= floor:
+                        continue
+                    floor = start
+                    if start > lower:
+                        yield new(Occurrence, (*fields, local, start, start + duration,
+                                               start + cut, on_end))
+        except (OverflowError, ValueError):
+            # The search ran past datetime's range (year 9999): no more occurrences.
+            # Anywhere else it is a bug and surfaces.
+            if _EDGE_LOW < search < _EDGE_HIGH and floor < _EDGE_HIGH:
+                raise
 
 
 _TICK = timedelta(microseconds=1)
 _TWO_DAYS = timedelta(days=2)
+# Local search starts no earlier than this (a local time minus its UTC offset stays valid).
+_EARLIEST = datetime(1, 1, 3)
+# Searches starting outside (_EDGE_LOW, _EDGE_HIGH) may run into datetime's limits: the
+# schedules look up to SEARCH_YEARS (50) years ahead.
+_EDGE_LOW = datetime(3, 1, 1)
+_EDGE_HIGH = datetime(9999 - 60, 1, 1)
+
+
+def _add(t: datetime, delta: timedelta) -> datetime:
+    """t + delta, clamped to datetime's range."""
+    try:
+        return t + delta
+    except OverflowError:
+        return datetime.max if delta > timedelta(0) else datetime.min
 
 
 # compile_window's cache, by identity: hashing a Window (every field, a Path among them)

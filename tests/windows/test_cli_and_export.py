@@ -4,7 +4,9 @@ plus validate hooks and scheduler export."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 
 import pytest
@@ -92,8 +94,12 @@ def test_export_gap_and_fold_entries():
     now = datetime(2026, 3, 1, tzinfo=UTC)
     cron = export_cron(ps, now, ["/usr/bin/orchestrator"], "/srv/ops dir", 300)
     text = cron["orchestrator-windows.crontab"]
-    assert "30 3 29 3 * cd '/srv/ops dir' && /usr/bin/orchestrator run-window patch-window" in text
-    assert "CRON_TZ=UTC\n30 0 25 10 *" in text  # 02:30 first instant = 00:30 UTC
+    assert ("30 3 29 3 * case \"$(TZ=Europe/Berlin date +\\%Y\\%m\\%d)\" in "
+            "20260329|20260330) cd '/srv/ops dir' && /usr/bin/orchestrator run-window "
+            "patch-window;; esac  # patch-window@2026-03-29T03:30:00+02:00\n") in text
+    # 02:30 first instant = 00:30 UTC; its guard reads the date in UTC too
+    assert ("CRON_TZ=UTC\n30 0 25 10 * case \"$(TZ=UTC date +\\%Y\\%m\\%d)\" in "
+            "20261025|20261026) ") in text
     units = export_systemd(ps, now, ["/usr/bin/orchestrator"], "/srv", 300)
     timer = units["orchestrator-window-patch-window.timer"]
     assert "OnCalendar=2026-03-29 03:30:00 Europe/Berlin" in timer
@@ -136,10 +142,66 @@ def test_window_warnings():
                        name="ored")
     f = make_freeze({"name": "summer", "from": "2026-05-31T00:00", "until": "2026-06-02T00:00",
                      "timezone": "UTC"})
-    ws = window_warnings(policy_set([never, dst, frozen, ored], [f]), now)
+    clean = make_window({"cron": "0 22 * * TUE#2", "timezone": "UTC", "duration": "1h"},
+                        name="clean")
+    ws = window_warnings(policy_set([never, dst, frozen, ored, clean], [f]), now)
     text = "\n".join(ws)
     assert "gone: never occurs in the next year" in text
     assert "dst@2026-03-29T03:30:00+02:00" in text and "spring-forward gap" in text
     assert "june: every occurrence in the next year is blocked by freezes (summer)" in text
     assert "ored" in text and "EITHER" in text
-    assert now + timedelta(days=1)  # warnings never raise for valid input
+    # One warning per problem (dst: the gap and the freeze on 2026-05-31), none for the
+    # window without problems, at any instant.
+    per_window = Counter(w.split("Window/")[1].split(":")[0] for w in ws)
+    assert per_window == {"dst": 2, "gone": 1, "june": 1, "ored": 1}
+    assert window_warnings(policy_set([clean]), now) == []
+    assert window_warnings(policy_set([clean]), now + timedelta(days=1)) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["windows", "next", "--from", "9999-12-31T00:00:00+00:00"],
+    ["windows", "check", "--group", "web", "--at", "0001-01-01T00:00:00+00:00"],
+    ["run-window", "patch-saturday", "--dry-run", "--at", "9999-12-31T23:59:59+00:00"],
+    ["schedule", "export", "--format", "cron", "--from", "9000-12-31T23:00:00-05:00"],
+    ["windows", "check", "--group", "web", "--at", "1969-12-31T23:00:00"],
+])
+def test_out_of_range_instants_exit_1_with_one_line(workdir, capsys, args):
+    code, out, err = run(capsys, *args)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "out of range" in err and "1970 to 9000" in err, err
+    assert "Traceback" not in err and "internal error" not in err
+
+
+def test_instants_at_the_range_limits_work(workdir, capsys):
+    code, out, _ = run(capsys, "--format", "json", "windows", "next", "--count", "2",
+                       "--from", "9000-12-31T23:59:59Z")
+    assert code == 0
+    assert [r["start"] for r in json.loads(out)] == ["9001-01-17T22:00:00+01:00",
+                                                     "9001-02-14T22:00:00+01:00"]
+    code, out, _ = run(capsys, "windows", "check", "--group", "web",
+                       "--at", "1970-01-01T00:00:00Z")
+    assert code == 3 and "1970-01-17T22:00:00+01:00" in out
+    code, out, _ = run(capsys, "schedule", "export", "--format", "systemd", "--days", "3660",
+                       "--from", "9000-12-31T23:59:59Z")
+    assert code == 0 and "OnCalendar=9010-" in out
+
+
+@pytest.mark.parametrize("at", [datetime.min.replace(tzinfo=UTC), datetime.max.replace(
+    tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC), datetime(1, 1, 1, 1, tzinfo=UTC)])
+@pytest.mark.parametrize("spec", [
+    {"cron": "0 22 * * TUE#2", "offsetDays": 4, "timezone": "Europe/Berlin"},
+    {"cron": "59 23 31 12 *", "timezone": "Pacific/Kiritimati"},
+    {"cron": "0 0 1 1 *", "timezone": "America/New_York"},
+    {"rrule": "DTSTART;TZID=UTC:00020101T000000\nRRULE:FREQ=MONTHLY;BYSETPOS=1;BYDAY=MO",
+     "timezone": "UTC"},
+])
+def test_occurrences_near_datetime_limits_stop_cleanly(spec, at):
+    from orchestrator.windows.occurrences import occurrences
+
+    w = make_window({**spec, "duration": "4h"})
+    for horizon in (timedelta(0), timedelta(days=800), None):
+        for ongoing in (True, False):
+            occs = list(islice(occurrences(w, at, ongoing=ongoing, horizon=horizon), 30))
+            assert all(a.start < b.start for a, b in zip(occs, occs[1:], strict=False))
+            if at.year > 5000:
+                assert all(o.start.year >= 9999 for o in occs)
