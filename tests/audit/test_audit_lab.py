@@ -226,13 +226,7 @@ PLAYBOOK = """
 def test_ansible_baseline_changed_tasks_are_findings(lab_fleet, fresh, tmp_path, capsys,
                                                      monkeypatch) -> None:
     cwd = workdir(tmp_path, lab_fleet, [fresh])
-    (cwd / "playbooks").mkdir()
-    (cwd / "playbooks" / "banner.yml").write_text(PLAYBOOK)
-    (cwd / "policies" / "ansible.yml").write_text(
-        "apiVersion: orchestrator/v1\nkind: Baseline\nmetadata: {name: banner}\n"
-        "spec: {platform: linux, ansible: {playbook: banner.yml}}\n---\n"
-        "apiVersion: orchestrator/v1\nkind: AssetGroup\nmetadata: {name: banner-hosts}\n"
-        f"spec: {{hosts: {{patterns: ['{fresh}']}}, baselines: [banner]}}\n")
+    _banner_estate(cwd, fresh, PLAYBOOK)
     before = lab_fleet.ssh(fresh, "cat /etc/issue.net 2>/dev/null; true").stdout
     code, data = audit(capsys, cwd, monkeypatch, "--group", "banner-hosts")
     found = findings(data["hosts"][0])
