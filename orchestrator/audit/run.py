@@ -72,13 +72,12 @@ def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, 
     if not by_playbook or ctx.inventory_path is None:
         return []
     touched: list[str] = []
-    known = getattr(ctx.settings, "known_hosts", None)
     strict = getattr(ctx.settings, "host_keys", "strict") == "strict"
     for playbook, pjobs in by_playbook.items():
         hosts = [j.host for j in pjobs]
         try:
             outcome = run_check_mode(ctx.playbooks / playbook, ctx.inventory_path, hosts,
-                                     known_hosts=None if known is None else Path(known),
+                                     known_hosts=_known_hosts_files(ctx, pjobs),
                                      forks=ctx.forks, strict=strict)
         except OrchestratorError as exc:  # the playbook is missing: an error on each host
             outcome = CheckModeResult(broken=exc.message)
@@ -95,6 +94,21 @@ def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, 
             if job.host not in touched:
                 touched.append(job.host)
     return touched
+
+
+def _known_hosts_files(ctx: RunContext, jobs: list[HostJob]) -> list[Path]:
+    """The configured known_hosts plus every UserKnownHostsFile the inventory names for these
+    hosts: the same files the SSH transport trusts, so both paths judge keys alike."""
+    from orchestrator.transports.sshopts import ssh_options
+
+    files = [Path(ctx.settings.known_hosts)] if getattr(ctx.settings, "known_hosts", None) \
+        else []
+    for job in jobs:
+        try:
+            files.extend(Path(p) for p in ssh_options(job.host, job.vars).extra_known_hosts)
+        except OrchestratorError:  # the fact audit already reported this host's inventory
+            continue
+    return files
 
 
 def _playbook_findings(outcome: CheckModeResult, host: str, playbook: str) -> list[CheckResult]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,9 +71,10 @@ def _diff_text(diff: Any) -> str | None:
 
 
 def run_check_mode(playbook: Path, inventory: Path, hosts: Iterable[str], *,
-                   known_hosts: Path | None, forks: int, strict: bool = True,
+                   known_hosts: Sequence[Path], forks: int, strict: bool = True,
                    timeout: int = 1800) -> CheckModeResult:
-    """ansible-playbook --check --diff on `hosts` through ansible-runner."""
+    """ansible-playbook --check --diff on `hosts` through ansible-runner; `known_hosts` are
+    every file OpenSSH may trust host keys from."""
     import ansible_runner
 
     if not playbook.is_file():

@@ -304,3 +304,18 @@ def test_inventory_cannot_switch_off_host_key_checking_for_ansible(lab_fleet, fr
     assert "Host key verification failed" in check["actual"] or "host key" in \
         check["actual"].lower()
     assert code == 4
+
+
+def test_ansible_trusts_the_known_hosts_the_inventory_names(lab_fleet, fresh, tmp_path, capsys,
+                                                             monkeypatch) -> None:
+    """The lab inventory names its own UserKnownHostsFile; with an empty configured
+    known_hosts the SSH transport and the check-mode run both still trust the lab's keys."""
+    cwd = workdir(tmp_path, lab_fleet, [fresh])
+    _banner_estate(cwd, fresh, PLAYBOOK)
+    (cwd / "empty_known_hosts").write_text("")
+    (cwd / "orchestrator.yml").write_text(
+        f"policies: policies/\ninventory: {lab_fleet.inventory_path}\nstate: sqlite:///state.db\n"
+        f"ssh: {{knownHosts: {cwd / 'empty_known_hosts'}, hostKeys: strict}}\n")
+    code, data = audit(capsys, cwd, monkeypatch, "--group", "banner-hosts")
+    assert set(findings(data["hosts"][0])) == {"ansible:login banner is set"}
+    assert code == 2
