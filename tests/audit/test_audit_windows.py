@@ -77,6 +77,12 @@ def audit(capsys) -> tuple[int, dict]:
     return code, json.loads(out)
 
 
+def findings(host: dict) -> dict[str, tuple]:
+    """(expected, actual) of every check that did not pass."""
+    return {c["id"]: (c["expected"], c["actual"]) for c in host["checks"]
+            if c["status"] != "pass"}
+
+
 def test_the_windows_host_is_reached_through_pywinrm_ntlm_over_http(lab_fleet, win_host):
     from orchestrator.inventory.loader import load_inventory
     from orchestrator.transports import TransportSettings, transport_for_host
@@ -119,8 +125,7 @@ def test_windows_audit_compliant_then_service_and_registry_drift(lab_fleet, win_
 
     code, report = audit(capsys)
     (host,) = report["hosts"]
-    drift = {c["id"]: (c["expected"], c["actual"]) for c in host["checks"]
-             if c["status"] != "pass"}
+    drift = findings(host)
     assert drift == {
         "service.running:W32Time": ("running", "stopped"),
         f"registry:{LSA}\\LmCompatibilityLevel": (5, 3),
@@ -140,8 +145,7 @@ def test_windows_audit_missing_hotfix_service_and_value(lab_fleet, win_host, wor
 
     code, report = audit(capsys)
     (host,) = report["hosts"]
-    drift = {c["id"]: (c["expected"], c["actual"]) for c in host["checks"]
-             if c["status"] != "pass"}
+    drift = findings(host)
     assert drift == {
         "hotfix:KB5034441": ("installed", "missing"),
         "service.running:W32Time": ("running", "not installed"),
