@@ -10,7 +10,7 @@ from orchestrator.cli.output import app, emit_json
 @click.command("run-window")
 @click.argument("window")
 @click.option("--dry-run", is_flag=True, help="Say what would run; change nothing, record nothing.")
-@click.option("--at", "at", help="Act as if triggered at this ISO 8601 instant (testing).")
+@click.option("--at", "at", help="With --dry-run: judge this ISO 8601 instant instead of now.")
 @click.option("--ignore-window", is_flag=True, help="Act even if the window is closed.")
 @click.option("--reason", help="Why the window is ignored (required with --ignore-window).")
 @click.pass_context

@@ -14,7 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.context import RunContext
-from orchestrator.errors import EXIT_CHANGES, EXIT_CLOSED, EXIT_OK, OrchestratorError
+from orchestrator.errors import (
+    EXIT_CHANGES,
+    EXIT_CLOSED,
+    EXIT_OK,
+    ConfigError,
+    OrchestratorError,
+)
 from orchestrator.inventory.model import Inventory
 from orchestrator.policy.model import PolicySet
 
@@ -65,6 +71,11 @@ class WindowRun:
         return EXIT_OK
 
 
+def utc_now() -> datetime:
+    """The real clock. Host work is judged against it and nothing else."""
+    return datetime.now(UTC)
+
+
 def run_window(
     ctx: RunContext,
     ps: PolicySet,
@@ -75,16 +86,27 @@ def run_window(
     dry_run: bool = False,
     override: str | None = None,
     audit_timeout: float = 60.0,
+    clock: Callable[[], datetime] | None = None,
 ) -> WindowRun:
-    """Run window `name` as triggered at `at` (default: now). `override` is the operator's
-    reason for acting outside the window (--ignore-window --reason)."""
+    """Run window `name` now, as the real clock says (`clock`, default `utc_now`, lets tests
+    move time; no flag or variable reaches it).
+
+    `at` judges another instant and is accepted only with `dry_run`: host work happens only
+    while the real clock is inside an open occurrence, or under an override. `override` is the
+    operator's reason for acting outside the window (--ignore-window --reason): it is
+    recorded before anything else, takes no lease, and every override runs."""
     from orchestrator.windows.check import check_group, get_window, trigger_guard
 
-    fixed = at
-    now: Callable[[], datetime] = (lambda: fixed) if fixed else (lambda: datetime.now(UTC))
-    at = now()
+    if at is not None and not dry_run:
+        raise ConfigError(
+            f"run-window {name}: --at judges another instant only with --dry-run; host work is "
+            "judged by the real clock (a missed trigger is replayed by running it now, within "
+            "misfireGrace, or with --ignore-window --reason TEXT)"
+        )
+    now = (lambda: at) if at is not None else (clock or utc_now)
+    trigger = now()
     window = get_window(ps, name)
-    decision = trigger_guard(window, at)
+    decision = trigger_guard(window, trigger)
     occ = decision.occurrence
     # records carry the occurrence the trigger belongs to (also a closed or misfired one)
     known = occ is not None and (decision.run or override is None)
@@ -92,22 +114,21 @@ def run_window(
     result = WindowRun(name, ctx.run_id, "done", decision.reason, ctx.occurrence)
     groups = ps.groups_using_window(name)
 
+    if override is not None and not dry_run:
+        # first, whatever happens next: who overrode the window, why, and what the guard said
+        ctx.record("override", "ignore-window", window=name, reason=override,
+                   guard=decision.reason, trigger=trigger.isoformat())
     if not decision.run and override is None:
         result.status = "misfire" if decision.reason.startswith("misfire") else "closed"
         if not dry_run:
-            ctx.record(
-                "skip",
-                result.status,
-                window=name,
-                reason=decision.reason,
-                trigger=at.isoformat(),
-            )
+            ctx.record("skip", result.status, window=name, reason=decision.reason,
+                       trigger=trigger.isoformat())
         return result
     if dry_run:
         result.status = "dry-run"
         inv = inventory()
         for g in groups:
-            check = check_group(ps, g, at)
+            check = check_group(ps, g, trigger)
             hosts = [h.name for h in inv.members(ps.groups[g])]
             result.groups.append(
                 GroupOutcome(
@@ -117,17 +138,15 @@ def run_window(
         return result
 
     inv = inventory()  # before the lease: a broken inventory must not use up the occurrence
-    leased = occ is not None and decision.run
-    if leased and not ctx.store.acquire_lease(occ.id, ctx.run_id, occ.end, now=at):
+    leased = occ is not None and override is None
+    if leased and not ctx.store.acquire_lease(occ.id, ctx.run_id, occ.end, now=trigger):
         holder = ctx.store.lease_holder(occ.id)
         result.status = "already-done"
         result.reason = f"{occ.id} was already run by {holder}; nothing done"
         ctx.record("skip", "already-done", window=name, holder=holder)
         return result
-    ctx.record("run.start", "started", window=name, groups=groups, trigger=at.isoformat(),
-               kind="run-window")
-    if override is not None:
-        ctx.record("override", "ignore-window", window=name, reason=override, guard=decision.reason)
+    ctx.record("run.start", "started", window=name, groups=groups, trigger=trigger.isoformat(),
+               kind="run-window", override=override is not None)
     error: str | None = None
     try:
         for g in groups:
