@@ -16,20 +16,28 @@ venv: $(STAMP)
 bytecode: venv
 	@$(BIN)/python -m compileall -q orchestrator >/dev/null
 
+# Tool noise (apt-get, pip) goes to $(SETUP_LOG); the steps and, on failure, its tail are shown.
+SETUP_LOG := .orchestrator/setup.log
+QUIETLY = >>$(SETUP_LOG) 2>&1 || { echo "error: $@ failed; the last lines of $(SETUP_LOG):" >&2; \
+	  tail -n 25 $(SETUP_LOG) >&2; exit 1; }
+
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv)
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	@install -d -m 700 .orchestrator
+	@echo "setting up $(VENV) with the Python dependencies (details in $(SETUP_LOG))"
+	@{ $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }; \
+	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e '.[test]'; } $(QUIETLY)
 	@touch $(STAMP)
 
 system-deps:
+	@install -d -m 700 .orchestrator
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
 	  test -x "$${dep%%:*}" || missing="$$missing $${dep#*:}"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  echo "installing Debian packages:$$missing (details in $(SETUP_LOG))"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \
+	  $(QUIETLY); \
 	fi
 
 demo: venv system-deps bytecode

@@ -1,29 +1,48 @@
 #!/usr/bin/env bash
 # The main job on the local lab: validate the example estate, bring up a fleet of real SSH
 # hosts (plus a WinRM endpoint and BMCs), show the windows, audit the fleet, trigger a
-# maintenance window as a scheduler would, and verify the change log.
+# maintenance window as a scheduler would (on the real clock), and verify the change log.
+# The lab's estate (demo/policies) puts every group in a window that is open around the clock,
+# so that run-window acts whenever the demo runs; nothing here moves the clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-orc() { echo "+ orchestrator $*" >&2; .venv/bin/orchestrator "$@"; }
+LOG=.orchestrator/demo.log
+install -d -m 700 .orchestrator
+: >"$LOG"
+step() { printf '\n== %s\n' "$*"; }
+orc() { echo "\$ orchestrator $*"; .venv/bin/orchestrator "$@"; }
 
+step "The example estate (policies/) is valid"
 orc validate
-orc validate --inventory
-orc lab up --hosts 5 --windows 1
+step "Bringing up the lab: 5 Debian hosts over SSH, a WinRM endpoint, BMCs, an apt repository"
+echo "(first run builds the root filesystem, about two minutes; details in $LOG)"
+.venv/bin/orchestrator lab up --hosts 5 --windows 1 >>"$LOG" 2>&1 || {
+  echo "error: lab up failed; the last lines of $LOG:" >&2; tail -n 20 "$LOG" >&2; exit 1; }
 LAB_INVENTORY=$(.venv/bin/orchestrator lab inventory)
 export ORCHESTRATOR_INVENTORY="$LAB_INVENTORY"
 export ORCHESTRATOR_SSH_KNOWN_HOSTS="$(dirname "$LAB_INVENTORY")/known_hosts"
+orc lab status
+
+step "Maintenance windows of the example estate"
 orc windows list
 orc windows next --count 3
 orc windows check --group web || true        # exit 3 when closed: the reason is printed
-# Drift audit of the whole fleet (exit 2 means drift was found, which the demo expects).
+
+step "The lab's estate (demo/policies): the same baselines and patch policies, an hourly window"
+export ORCHESTRATOR_POLICIES=demo/policies
+orc validate --inventory
+orc windows check --group web
+
+step "Drift audit of the whole fleet (exit 2: the db hosts and the Windows host drift on purpose)"
 orc audit || true
-# What the scheduler does at the next web window, shown as a dry run and then run for real
-# at that instant (the demo acts as if it were then).
-NEXT=$(.venv/bin/orchestrator --format json windows next --window patch-saturday --count 1 \
-       | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)[0]["start"])')
-orc run-window patch-saturday --at "$NEXT" --dry-run
-orc run-window patch-saturday --at "$NEXT" || true
-orc run-window patch-saturday --at "$NEXT"   # a second trigger for the same occurrence: nothing
+
+step "What a scheduler does at the window: a dry run, the run, and a second trigger that does nothing"
+orc run-window lab-hourly --dry-run
+orc run-window lab-hourly || true
+orc run-window lab-hourly
+
+step "The change log"
 orc log --since "$(date -u +%Y-%m-%dT00:00:00Z)" | tail -n 12
 orc log verify
-echo "demo finished; the lab keeps running (orchestrator lab down to stop it)" >&2
+echo
+echo "demo finished; the lab keeps running (.venv/bin/orchestrator lab down stops it)"
