@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from orchestrator.errors import ConfigError
 
 DEFAULT_FILE = "orchestrator.yml"
 HOST_KEY_MODES = ("strict", "acceptNew")
+MAX_FORKS = 1000
+KNOWN_HOSTS_DEFAULT = "~/.ssh/known_hosts"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ def _path(base: Path, value: str | os.PathLike[str]) -> Path:
 
 def _state_url(base: Path, value: str) -> str:
     """Make a relative sqlite path absolute so that the store does not depend on the cwd."""
+    if "://" not in value and re.match(r"[A-Za-z][A-Za-z0-9+.\-]+:", value):
+        # `postgresql:/user:pw@host/db` would otherwise become a folder named after it
+        raise ConfigError("state: not a store URL (no '://') and not a file path; use "
+                          "sqlite:///PATH or postgresql://USER@HOST/DB")
     if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
         return "sqlite:///" + str(_path(base, value[len("sqlite:///") :]))
     if "://" not in value:  # a bare file path
@@ -78,20 +85,17 @@ def load_config(
         source = cwd / DEFAULT_FILE
     if source is not None:
         try:
-            loaded = yaml.safe_load(source.read_text(encoding="utf-8"))
+            text = source.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{source}: cannot read configuration: {exc}") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-            raise ConfigError(f"{source}{where}: not valid YAML; fix the syntax") from None
+        loaded = _parse(source, text)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{source}: expected a mapping of settings at the top level")
         raw = loaded
     known = {"policies", "inventory", "playbooks", "state", "forks", "ssh"}
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(str(k) for k in set(raw) - known)
     if unknown:
         raise ConfigError(
             f"{source}: unknown setting {unknown[0]!r}; expected one of {', '.join(sorted(known))}"
@@ -106,39 +110,113 @@ def load_config(
             return env
         return raw.get(key, default)
 
-    forks_raw = pick("forks", None, 20)
-    try:
-        forks = int(forks_raw)
-        if forks < 1:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{source or 'ORCHESTRATOR_FORKS'}: forks must be a whole number >= 1"
-        ) from None
+    def origin(key: str, flag: str | None = None) -> str:
+        """Where a setting came from, for messages."""
+        if flag is not None:
+            return f"--{key}"
+        if _env(key.upper()) is not None:
+            return f"ORCHESTRATOR_{key.upper()}"
+        return str(source)
 
-    ssh_raw = raw.get("ssh") or {}
+    def text(key: str, flag: str | None, default: str | None) -> str | None:
+        """A path or URL setting: a non-empty string. `null` in the file is an error (it
+        would otherwise become a file named None), except where the setting is optional."""
+        value = pick(key, flag, default)
+        if value is None and default is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            hint = f"remove the key to use the default {default}" if default else \
+                "remove the key if there is none"
+            raise ConfigError(f"{origin(key, flag)}: {key} must be a path or URL (a string), "
+                              f"not {_shown(value)}; {hint}")
+        return value
+
+    forks = _forks(pick("forks", None, 20), origin("forks"))
+
+    ssh_raw = raw.get("ssh")
+    if ssh_raw is None:
+        ssh_raw = {}
     if not isinstance(ssh_raw, dict):
         raise ConfigError(f"{source}: ssh must be a mapping with knownHosts and hostKeys")
-    bad = sorted(set(ssh_raw) - {"knownHosts", "hostKeys"})
+    bad = sorted(str(k) for k in set(ssh_raw) - {"knownHosts", "hostKeys"})
     if bad:
         raise ConfigError(
             f"{source}: unknown ssh setting {bad[0]!r}; expected knownHosts or hostKeys"
         )
     host_keys = _env("SSH_HOST_KEYS") or ssh_raw.get("hostKeys", "strict")
     if host_keys not in HOST_KEY_MODES:
-        raise ConfigError(f"{source}: ssh.hostKeys must be strict or acceptNew, not {host_keys!r}")
-    known_hosts = _env("SSH_KNOWN_HOSTS") or ssh_raw.get("knownHosts", "~/.ssh/known_hosts")
+        raise ConfigError(f"{origin('ssh_host_keys')}: ssh.hostKeys must be strict or "
+                          f"acceptNew, not {_shown(host_keys)}")
+    known_hosts = _env("SSH_KNOWN_HOSTS") or ssh_raw.get("knownHosts", KNOWN_HOSTS_DEFAULT)
+    if not isinstance(known_hosts, str) or not known_hosts.strip():
+        raise ConfigError(f"{source}: ssh.knownHosts must be the path of a known_hosts file, "
+                          f"not {_shown(known_hosts)}; remove the key to use "
+                          f"{KNOWN_HOSTS_DEFAULT}")
 
-    inv = pick("inventory", inventory, None)
+    inv = text("inventory", inventory, None)
     return Config(
         base_dir=base,
-        policies=_path(cwd if policies else base, pick("policies", policies, "policies/")),
+        policies=_path(cwd if policies else base, text("policies", policies, "policies/")),
         inventory=_path(cwd if inventory else base, inv) if inv else None,
-        playbooks=_path(base, pick("playbooks", None, "playbooks/")),
+        playbooks=_path(base, text("playbooks", None, "playbooks/")),
         state=_state_url(
-            cwd if state else base, str(pick("state", state, "sqlite:///.orchestrator/state.db"))
+            cwd if state else base, text("state", state, "sqlite:///.orchestrator/state.db")
         ),
         forks=forks,
         ssh=SshSettings(known_hosts=_path(base, known_hosts), host_keys=host_keys),
         source=source,
     )
+
+
+def _shown(value: Any) -> str:
+    """A wrong value for a message: its YAML spelling for null and booleans, else repr, cut."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _forks(value: Any, where: str) -> int:
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,6}\s*", value):
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FORKS:
+        raise ConfigError(f"{where}: forks must be a whole number from 1 to {MAX_FORKS}, "
+                          f"not {_shown(value)}")
+    return value
+
+
+def _parse(source: Path, text: str) -> Any:
+    """The YAML of the configuration file, every failure one line naming the place."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(f"{source}{where}: not valid YAML; fix the syntax") from None
+    except ValueError:  # an integer longer than Python converts (4300 digits)
+        where = _huge_int_mark(text)
+        raise ConfigError(f"{source}{where}: a number is too long; use a sensible value") \
+            from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to read; simplify the file") from None
+
+
+def _huge_int_mark(text: str) -> str:
+    """':line:column' of the first integer too long to convert, or '' if not found."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, RecursionError):
+        return ""
+    todo = [root] if root is not None else []
+    while todo:
+        node = todo.pop(0)
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == "tag:yaml.org,2002:int" and len(node.value) > 4000:
+                return f":{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+        elif isinstance(node, yaml.MappingNode):
+            todo.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+    return ""

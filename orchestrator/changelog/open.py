@@ -6,6 +6,7 @@ from pathlib import Path
 
 from orchestrator.changelog.store import ChangeLogStore
 from orchestrator.errors import StateError
+from orchestrator.redact import redact
 
 
 def open_store(url: str) -> ChangeLogStore:
@@ -14,6 +15,7 @@ def open_store(url: str) -> ChangeLogStore:
 
         return SqliteStore(Path(url[len("sqlite:///"):]))
     if url.startswith(("postgresql://", "postgres://")):
-        raise StateError(f"{url.split('@')[-1]}: the PostgreSQL store is not built yet; "
+        raise StateError(f"{redact(url)}: the PostgreSQL store is not built yet; "
                          "use sqlite:///PATH for now")
-    raise StateError(f"state {url!r}: unknown store; use sqlite:///PATH or postgresql://...")
+    raise StateError(f"state {redact(url)!r}: unknown store; use sqlite:///PATH or "
+                     "postgresql://...")

@@ -88,10 +88,43 @@ class VerifyResult:
     checked: int
     broken_seq: int | None = None
     reason: str | None = None
+    last_seq: int | None = None  # the anchor: last record's seq and hash, when intact
+    last_hash: str | None = None
+
+    @property
+    def anchor(self) -> str | None:
+        return f"{self.last_seq}:{self.last_hash}" if self.ok and self.last_seq else None
 
 
-def verify_chain(records: Any) -> VerifyResult:
-    """Walk records in stored order; the first one whose chain does not hold is reported."""
+@dataclass(frozen=True)
+class Anchor:
+    """A record's seq and hash kept elsewhere (`log verify --expect SEQ:HASH`)."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """SEQ:HASH with SEQ >= 1 and HASH 64 hex digits; ValueError otherwise."""
+        seq, sep, digest = text.strip().partition(":")
+        digest = digest.lower()
+        if (not sep or not seq.isascii() or not seq.isdigit() or len(seq) > 18
+                or int(seq) < 1 or len(digest) != 64
+                or any(c not in "0123456789abcdef" for c in digest)):
+            raise ValueError("expected SEQ:HASH, e.g. 42:<64 hex digits> as printed by "
+                             "'log verify'")
+        return cls(int(seq), digest)
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+
+def verify_chain(records: Any, expect: Anchor | None = None) -> VerifyResult:
+    """Walk records in stored order; the first one whose chain does not hold is reported.
+
+    An empty log is not intact: nothing proves that records were never there. With `expect`,
+    the record at its seq must carry its hash, which shows a rebuilt chain or removed last
+    records since the anchor was taken."""
     prev = GENESIS
     expected_seq = 1
     count = 0
@@ -109,6 +142,17 @@ def verify_chain(records: Any) -> VerifyResult:
         if record_hash(prev, fields) != rec.hash:
             return VerifyResult(False, count, rec.seq,
                                 "hash does not match its contents: the record was altered")
+        if expect is not None and rec.seq == expect.seq and rec.hash != expect.hash:
+            return VerifyResult(False, count, rec.seq,
+                                f"hash {rec.hash} is not the expected {expect.hash}: the "
+                                "chain was rebuilt or rewritten up to this record")
         prev = rec.hash
         expected_seq += 1
-    return VerifyResult(True, count)
+    if count == 0:
+        return VerifyResult(False, 0, None, "the change log is empty: nothing shows that "
+                            "records were never written")
+    if expect is not None and count < expect.seq:
+        return VerifyResult(False, count, None,
+                            f"the log ends at record {count} but the expected anchor is "
+                            f"record {expect.seq}: the last records were removed")
+    return VerifyResult(True, count, last_seq=expected_seq - 1, last_hash=prev)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from orchestrator.changelog.record import Entry, Record, VerifyResult, verify_chain
+from orchestrator.changelog.record import Anchor, Entry, Record, VerifyResult, verify_chain
 
 
 @dataclass(frozen=True)
@@ -48,5 +48,5 @@ class ChangeLogStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def verify(self) -> VerifyResult:
-        return verify_chain(self.records())
+    def verify(self, expect: Anchor | None = None) -> VerifyResult:
+        return verify_chain(self.records(), expect)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.output import app, emit_json, info
+from orchestrator.cli.output import app, emit_json, emit_line, info
 
 
 def _lab():
@@ -35,7 +35,7 @@ def up(ctx: click.Context, hosts: int, windows: int) -> None:
     if a.output_format == "json":
         emit_json(status)
     else:
-        click.echo(str(lab_.inventory_path))
+        emit_line(str(lab_.inventory_path))
 
 
 @lab.command("status")
@@ -48,18 +48,18 @@ def status(ctx: click.Context) -> None:
         emit_json(st)
         return
     if not st["hosts"] and not st["windows"]:
-        click.echo("lab: not running")
+        emit_line("lab: not running")
         return
-    click.echo(f"lab: {'running' if st['running'] else 'DEGRADED'}  inventory: {st['inventory']}")
+    emit_line(f"lab: {'running' if st['running'] else 'DEGRADED'}  inventory: {st['inventory']}")
     for h in st["hosts"]:
         state = "up" if h["up"] and h["ssh"] else ("sshd down" if h["up"] else "stopped")
-        click.echo(f"  {h['name']:<12} {h['address']}:{h['port']:<6} bmc {h['bmc_address']:<18}"
+        emit_line(f"  {h['name']:<12} {h['address']}:{h['port']:<6} bmc {h['bmc_address']:<18}"
                    f" {state}")
     for w in st["windows"]:
         updown = "up" if w["up"] else "down"
-        click.echo(f"  {w['name']:<12} {w['address']}:{w['port']:<6} winrm {updown}")
+        emit_line(f"  {w['name']:<12} {w['address']}:{w['port']:<6} winrm {updown}")
     for name, svc in st["services"].items():
-        click.echo(f"  {name:<12} pid {svc['pid']:<8} {'up' if svc['up'] else 'down'}")
+        emit_line(f"  {name:<12} pid {svc['pid']:<8} {'up' if svc['up'] else 'down'}")
 
 
 @lab.command("down")
@@ -79,4 +79,4 @@ def inventory() -> None:
     path = _lab().inventory_path
     if not path.exists():
         raise LabError(f"{path}: no lab inventory; run 'orchestrator lab up' first")
-    click.echo(str(path))
+    emit_line(str(path))

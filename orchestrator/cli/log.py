@@ -6,14 +6,20 @@ import csv
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import click
 
-from orchestrator.cli.output import app, emit_json
+from orchestrator.cli.output import app, emit_json, emit_line
 from orchestrator.errors import ChainBroken, ConfigError
+from orchestrator.redact import redact
+from orchestrator.textsafe import clean, json_text
 
 CSV_FIELDS = ("seq", "time", "run", "occurrence", "policyRevision", "actor", "host", "group",
               "action", "status", "details", "prevHash", "hash")
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_START = ("=", "+", "-", "@")
 
 
 def _since(value: str | None) -> str | None:
@@ -26,6 +32,23 @@ def _since(value: str | None) -> str | None:
     if dt.tzinfo is None:
         dt = dt.astimezone()  # local time of this machine
     return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell: control characters escaped, and a leading ' before = + - @ so that a
+    spreadsheet shows the text instead of running it as a formula."""
+    text = clean("" if value is None else value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def text_line(data: dict[str, Any]) -> str:
+    """One record as a line for a person; every field cleaned, so a value cannot forge a
+    line or send terminal control sequences."""
+    where = " ".join(x for x in (data["host"], f"[{data['group']}]" if data["group"] else None)
+                     if x)
+    extra = f" {json.dumps(data['details'], sort_keys=True)}" if data["details"] else ""
+    return clean(f"{data['seq']:>6} {data['time']} {data['run']} {data['action']} "
+                 f"{data['status']}{' ' + where if where else ''} by {data['actor']}{extra}")
 
 
 @click.group(invoke_without_command=True)
@@ -53,33 +76,67 @@ def log(ctx: click.Context, host: str | None, run_id: str | None, since: str | N
     for rec in a.store.records(flt):
         data = rec.to_json()
         if fmt == "json":
-            out.write(json.dumps(data, ensure_ascii=False, sort_keys=False) + "\n")
+            out.write(json_text(json.dumps(data, ensure_ascii=False, sort_keys=False)) + "\n")
         elif fmt == "csv":
-            writer.writerow([json.dumps(data[f], sort_keys=True) if f == "details" else
-                             ("" if data[f] is None else data[f]) for f in CSV_FIELDS])
+            writer.writerow([csv_cell(json.dumps(data[f], sort_keys=True)) if f == "details"
+                             else csv_cell(data[f]) for f in CSV_FIELDS])
         else:
-            where = " ".join(x for x in (rec.host, f"[{rec.group}]" if rec.group else None)
-                             if x)
-            extra = f" {json.dumps(rec.details, sort_keys=True)}" if rec.details else ""
-            out.write(f"{rec.seq:>6} {rec.time} {rec.run} {rec.action} {rec.status}"
-                      f"{' ' + where if where else ''} by {rec.actor}{extra}\n")
+            out.write(text_line(data) + "\n")
+
+
+def _missing_sqlite_file(state: str) -> Path | None:
+    """The SQLite file of `state` if it does not exist (opening it would create it)."""
+    if not state.startswith("sqlite:///"):
+        return None
+    path = Path(state[len("sqlite:///"):])
+    return None if path.exists() else path
 
 
 @log.command()
+@click.option("--expect", metavar="SEQ:HASH",
+              help="An anchor printed by an earlier 'log verify': the record at SEQ must "
+                   "still have HASH.")
 @click.pass_context
-def verify(ctx: click.Context) -> None:
-    """Check the change log's hash chain: exit 0 intact, 1 broken (says where)."""
+def verify(ctx: click.Context, expect: str | None) -> None:
+    """Check the change log's hash chain: exit 0 intact, 1 broken (says where).
+
+    Prints the last record's SEQ:HASH, an anchor to keep elsewhere; `--expect SEQ:HASH`
+    later shows a rebuilt chain or removed last records. A missing or empty log is not
+    intact."""
+    from orchestrator.changelog.record import Anchor, VerifyResult
+
     a = app(ctx)
-    result = a.store.verify()
+    anchor = None
+    if expect is not None:
+        try:
+            anchor = Anchor.parse(expect)
+        except ValueError as exc:
+            raise ConfigError(f"--expect {clean(expect)!r}: {exc}") from None
+    missing = _missing_sqlite_file(a.config.state)
+    if missing is not None:
+        result = VerifyResult(False, 0, None, "no change log: the state database does not "
+                              "exist; check --state or the working directory")
+        store_url = redact(a.config.state)
+    else:
+        result = a.store.verify(anchor)
+        store_url = redact(a.store.url)
     if a.output_format == "json":
         emit_json({"intact": result.ok, "records": result.checked,
+                   "lastSeq": result.last_seq, "lastHash": result.last_hash,
+                   "anchor": result.anchor, "expected": str(anchor) if anchor else None,
                    "brokenAt": result.broken_seq, "reason": result.reason,
-                   "store": a.store.url})
+                   "store": store_url})
         if not result.ok:
             ctx.exit(1)
         return
     if not result.ok:
-        raise ChainBroken(f"{a.store.url}: change log broken at record {result.broken_seq}: "
-                          f"{result.reason}")
-    if not a.quiet:
-        click.echo(f"change log intact: {result.checked} records")
+        state = (f"broken at record {result.broken_seq}" if result.broken_seq is not None
+                 else "not intact")
+        raise ChainBroken(f"{store_url}: change log {state}: {result.reason}")
+    if a.quiet:
+        emit_line(result.anchor or "")
+        return
+    emit_line(f"change log intact: {result.checked} records"
+              + (f", record {anchor.seq} matches the expected hash" if anchor else "")
+              + f"; anchor {result.anchor} (keep it elsewhere; check later with "
+                "'log verify --expect SEQ:HASH')")

@@ -11,6 +11,34 @@ from orchestrator.cli import commands
 from orchestrator.config import load_config
 from orchestrator.context import AppContext
 from orchestrator.errors import EXIT_ERROR, OrchestratorError
+from orchestrator.redact import redact
+from orchestrator.textsafe import clean
+
+
+def _message(text: str) -> str:
+    """An error line for stderr: passwords of URLs hidden, control characters escaped (host
+    text can reach error messages)."""
+    return clean(redact(text))
+
+
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("orchestrator")
+    except PackageNotFoundError:
+        number = "unknown (not installed; run pip install -e .)"
+    click.echo(f"orchestrator {number}")
+    ctx.exit(0)
+
+
+def _print_traceback() -> None:
+    """--verbose: the traceback, with passwords hidden and control characters escaped."""
+    from orchestrator.textsafe import clean_block
+
+    click.echo(clean_block(redact(traceback.format_exc())).rstrip("\n"), err=True)
 
 
 @click.group(cls=commands.LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +60,8 @@ from orchestrator.errors import EXIT_ERROR, OrchestratorError
 )
 @click.option("--quiet", "-q", is_flag=True, help="Only results and errors.")
 @click.option("--no-progress", is_flag=True, help="Never show progress.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Print the version and exit.")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -67,14 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         result = cli.main(args=argv, prog_name="orchestrator", standalone_mode=False)
     except OrchestratorError as exc:
         if verbose:
-            traceback.print_exc()
+            _print_traceback()
         problems = getattr(exc, "problems", None)
         for line in problems or [exc.message]:
-            click.echo(f"error: {line}" if not problems else line, err=True)
+            click.echo(f"error: {_message(line)}" if not problems else _message(line), err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
+        exc.message = _message(exc.message)
         exc.show()
         return exc.exit_code if exc.exit_code != 2 else EXIT_ERROR
     except click.exceptions.Abort:
@@ -87,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except Exception as exc:  # a bug of ours: still one line, the traceback on request
         if verbose:
-            traceback.print_exc()
+            _print_traceback()
         click.echo(
-            f"internal error: {type(exc).__name__}: {exc} (run with --verbose for "
-            "details and report it)",
+            _message(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for "
+                     "details and report it)"),
             err=True,
         )
         return EXIT_ERROR

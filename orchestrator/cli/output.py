@@ -1,4 +1,8 @@
-"""Small helpers that commands share to print results."""
+"""Small helpers that commands share to print results.
+
+Text for a terminal goes through orchestrator.textsafe.clean (control characters escaped):
+values come from hosts, inventories and the environment.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 import click
 
 from orchestrator.context import AppContext
+from orchestrator.textsafe import clean, json_text
 
 
 def app(ctx: click.Context) -> AppContext:
@@ -18,15 +23,21 @@ def app(ctx: click.Context) -> AppContext:
 
 
 def emit_json(data: Any) -> None:
-    """JSON to stdout alone."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """JSON to stdout alone (DEL, C1 controls and bidi marks written as \\u escapes)."""
+    sys.stdout.write(json_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+                     + "\n")
+
+
+def emit_line(line: str, err: bool = False) -> None:
+    """One line of text output, control characters (a newline too) escaped."""
+    click.echo(clean(line), err=err)
 
 
 def info(ctx_app: AppContext, message: str) -> None:
     """A log line on stderr (never mixed into JSON output)."""
     if not ctx_app.quiet:
-        click.echo(message, err=True)
+        click.echo(clean(message), err=True)
 
 
 def warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    click.echo(f"warning: {clean(message)}", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.output import app, emit_json
+from orchestrator.cli.output import app, emit_json, emit_line
 
 
 @click.command("run-window")
@@ -50,12 +50,12 @@ def run_window_cmd(
     if a.output_format == "json":
         emit_json(result.to_json())
     else:
-        click.echo(
+        emit_line(
             f"{result.status}: {result.window} {result.occurrence or ''} "
             f"(run {result.run})".replace("  ", " ")
         )
-        click.echo(f"  {result.reason}")
+        emit_line(f"  {result.reason}")
         for g in result.groups:
             hosts = f" [{', '.join(g.hosts)}]" if g.hosts else ""
-            click.echo(f"  {g.group}: {g.status}{hosts}: {g.reason}")
+            emit_line(f"  {g.group}: {g.status}{hosts}: {g.reason}")
     ctx.exit(result.exit_code())

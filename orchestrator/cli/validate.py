@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.output import app, emit_json
+from orchestrator.cli.output import app, emit_json, emit_line
 from orchestrator.errors import EXIT_ERROR, InventoryError, PolicyError
 from orchestrator.policy.model import KINDS
 
@@ -54,15 +54,15 @@ def validate(ctx: click.Context, check_inventory_flag: bool) -> None:
                    "objects": counts, "policies": str(a.config.policies)})
     else:
         for line in errors:
-            click.echo(line, err=True)
+            emit_line(line, err=True)
         for line in warnings:
-            click.echo(f"warning: {line}", err=True)
+            emit_line(f"warning: {line}", err=True)
         if not errors and policies is not None:
             total = sum(len(objs) for objs in (policies.by_kind(k) for k in KINDS))
             if not a.quiet:
-                click.echo(f"{a.config.policies}: {total} policy objects valid"
+                emit_line(f"{a.config.policies}: {total} policy objects valid"
                            + (f", {len(warnings)} warning(s)" if warnings else ""))
         elif len(errors) > 1:
-            click.echo(f"{len(errors)} errors", err=True)
+            emit_line(f"{len(errors)} errors", err=True)
     if errors:
         ctx.exit(EXIT_ERROR)

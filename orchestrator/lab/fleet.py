@@ -32,6 +32,8 @@ from orchestrator.lab.errors import LabSetupError, LabStartError
 
 HERE = Path(__file__).resolve().parent
 MAX_HOSTS = 200
+# Modules of the `lab` extra (pyproject.toml) that the Redfish emulator imports.
+LAB_EXTRA_MODULES = ("flask", "werkzeug", "sushy_tools")
 BMC_USER = "admin"
 WIN_USER = "Administrator"
 
@@ -50,6 +52,18 @@ class WindowsHost:
     name: str
     address: str
     port: int
+
+
+def check_lab_extra() -> None:
+    """The Redfish emulator's packages are the `lab` extra: say so before anything starts."""
+    from importlib.util import find_spec
+
+    missing = [m for m in LAB_EXTRA_MODULES if find_spec(m) is None]
+    if missing:
+        raise LabSetupError(
+            f"the lab's Redfish emulator needs the 'lab' extra ({', '.join(missing)} not "
+            "installed): run pip install 'orchestrator[lab]' (in a checkout: pip install -e "
+            "'.[lab]')")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -128,6 +142,8 @@ class Lab:
     def up(self, hosts: int = 3, windows: int = 0) -> dict:
         if not 0 <= hosts <= MAX_HOSTS or not 0 <= windows <= MAX_HOSTS:
             raise LabSetupError(f"lab size must be 0..{MAX_HOSTS} hosts and windows hosts")
+        if hosts:
+            check_lab_extra()
         if os.geteuid() != 0:
             raise LabSetupError("the lab needs root (namespaces, mounts): run it as root")
         state = self._state()

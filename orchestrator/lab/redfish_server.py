@@ -36,9 +36,13 @@ def main() -> int:  # noqa: C901 - one setup function reads best here
         for b in cfg["bmcs"]
     ]
     os.environ["SUSHY_EMULATOR_STATE_DIR"] = state_dir
-    import flask
-    from sushy_tools.emulator import main as emu
-    from werkzeug.serving import make_server
+    try:
+        import flask
+        from sushy_tools.emulator import main as emu
+        from werkzeug.serving import make_server
+    except ImportError as exc:
+        print(f"redfish: {exc}; run pip install 'orchestrator[lab]'", file=sys.stderr)
+        return 1
 
     app = emu.app
     app.configure(extra_config={

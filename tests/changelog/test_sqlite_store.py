@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from orchestrator.changelog.record import GENESIS, Entry, record_hash
+from orchestrator.changelog.record import Entry, record_hash
 from orchestrator.changelog.sqlite import SqliteStore
 from orchestrator.changelog.store import LogFilter
 from orchestrator.errors import StateError
@@ -33,7 +36,10 @@ def store(tmp_path: Path):
 def test_records_chain_and_round_trip(store: SqliteStore) -> None:
     first = store.append(entry("run.start", host=None))
     second = store.append(entry("audit", findings=["package.absent:telnetd"]))
-    assert first.seq == 1 and first.prevHash == GENESIS
+    # the literal of SPEC section 4, not the module's constant: a wrong constant fails here
+    assert first.seq == 1 and first.prevHash == "0000000000000000000000000000000000000000" \
+        "000000000000000000000000"
+    assert len(first.prevHash) == 64 and set(first.prevHash) == {"0"}
     assert second.seq == 2 and second.prevHash == first.hash
     fields = {k: getattr(second, k) for k in ("seq", "time", "run", "occurrence",
                                               "policyRevision", "actor", "host", "group",
@@ -151,3 +157,153 @@ def test_lease_taken_once(store: SqliteStore) -> None:
     expired = datetime.now(UTC) - timedelta(seconds=1)
     assert store.acquire_lease("other", "run-c", expired)
     assert store.acquire_lease("other", "run-d", until)  # the expired lease is taken over
+
+
+def _by_hand(prev: str, rec) -> str:
+    """sha256(prevHash + canonical JSON) computed here, not with the module's functions:
+    sorted keys at every level, no spaces, UTF-8 kept."""
+    body = {"seq": rec.seq, "time": rec.time, "run": rec.run, "occurrence": rec.occurrence,
+            "policyRevision": rec.policyRevision, "actor": rec.actor, "host": rec.host,
+            "group": rec.group, "action": rec.action, "status": rec.status,
+            "details": rec.details}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((prev + text).encode("utf-8")).hexdigest()
+
+
+def test_unsorted_details_hash_over_sorted_canonical_json(store: SqliteStore) -> None:
+    details = {"zeta": 1, "alpha": {"y": 2, "b": [3, {"d": 4, "c": 5}]}, "mid": "é ✓",
+               "Beta": None}
+    assert list(details) != sorted(details)  # inserted unsorted on purpose
+    rec = store.append(entry(**details))
+    assert rec.hash == _by_hand("0" * 64, rec)
+    # and the exact bytes for a fixed record, written out by hand
+    from orchestrator.changelog.record import seal
+
+    fixed = seal(Entry(run="r", action="audit", status="ok", actor="a", policy_revision="p",
+                       details={"z": 1, "a": {"y": 2, "b": 3}}), 1, "0" * 64,
+                 time="2026-01-01T00:00:00.000000Z")
+    canonical = ('{"action":"audit","actor":"a","details":{"a":{"b":3,"y":2},"z":1},'
+                 '"group":null,"host":null,"occurrence":null,"policyRevision":"p","run":"r",'
+                 '"seq":1,"status":"ok","time":"2026-01-01T00:00:00.000000Z"}')
+    assert fixed.hash == hashlib.sha256(("0" * 64 + canonical).encode()).hexdigest()
+    # read back from SQLite, the chain verifies and the hash is unchanged
+    second = store.append(entry(**{"k2": 2, "k1": 1}))
+    assert second.hash == _by_hand(rec.hash, second)
+    result = store.verify()
+    assert result.ok and result.checked == 2
+    assert result.last_seq == 2 and result.last_hash == second.hash
+    assert [r.hash for r in store.records()] == [rec.hash, second.hash]
+
+
+def test_empty_log_is_not_intact(store: SqliteStore) -> None:
+    result = store.verify()
+    assert not result.ok and result.checked == 0 and "empty" in (result.reason or "")
+    assert result.anchor is None
+
+
+def test_anchor_shows_rebuilt_chain_and_removed_records(tmp_path: Path) -> None:
+    from orchestrator.changelog.record import Anchor
+
+    path = tmp_path / "state.db"
+    s = SqliteStore(path)
+    recs = [s.append(entry(n=i)) for i in range(4)]
+    assert s.verify().anchor == f"4:{recs[3].hash}"
+    assert s.verify(Anchor(2, recs[1].hash)).ok
+    assert s.verify(Anchor(4, recs[3].hash)).ok
+    # the last records removed: the chain itself still holds, the anchor does not
+    s.close()
+    _tamper(path, "DELETE FROM records WHERE seq >= 3")
+    s = SqliteStore(path)
+    assert s.verify().ok
+    short = s.verify(Anchor(4, recs[3].hash))
+    assert not short.ok and short.checked == 2 and "last records were removed" in short.reason
+    # rebuilt: a whole new chain of the same length, every hash consistent
+    s.close()
+    path.unlink()
+    for extra in ("-wal", "-shm"):
+        Path(str(path) + extra).unlink(missing_ok=True)
+    s = SqliteStore(path)
+    for i in range(4):
+        s.append(entry(n=i, forged=True))
+    assert s.verify().ok
+    rebuilt = s.verify(Anchor(4, recs[3].hash))
+    assert not rebuilt.ok and rebuilt.broken_seq == 4 and "rebuilt" in rebuilt.reason
+    s.close()
+
+
+@pytest.mark.parametrize("text", ["4", "x:" + "a" * 64, "0:" + "a" * 64, "4:abc",
+                                  "4:" + "g" * 64, "-1:" + "a" * 64, "٤:" + "a" * 64])
+def test_anchor_parse_rejects(text: str) -> None:
+    from orchestrator.changelog.record import Anchor
+
+    with pytest.raises(ValueError, match="expected SEQ:HASH"):
+        Anchor.parse(text)
+
+
+class _PausingConnection:
+    """A connection whose lease read waits (between read and write) until `release` is set
+    or a moment has passed; every other call goes to the real connection."""
+
+    def __init__(self, conn: sqlite3.Connection, read_done: threading.Event,
+                 release: threading.Event | None) -> None:
+        self._conn = conn
+        self.read_done = read_done
+        self.release = release
+
+    def execute(self, sql: str, *args: object):
+        cur = self._conn.execute(sql, *args)
+        if sql.startswith("SELECT until FROM leases"):
+            rows = cur.fetchall()
+            self.read_done.set()
+            if self.release is not None:
+                self.release.wait(1.0)
+            return _Rows(rows)
+        return cur
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
+
+
+class _Rows:
+    def __init__(self, rows: list) -> None:
+        self.rows = rows
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+
+def test_lease_race_with_pause_between_read_and_write(tmp_path: Path) -> None:
+    """Store A reads the lease, then pauses before writing while store B tries the same
+    lease. Within one immediate transaction, B waits for A and then sees A's lease; without
+    it, B reads too, and both win or one fails with 'database is locked'."""
+    from datetime import UTC, datetime, timedelta
+
+    path = tmp_path / "state.db"
+    a, b = SqliteStore(path), SqliteStore(path)
+    a_read, b_read = threading.Event(), threading.Event()
+    a._conn = _PausingConnection(a._conn, a_read, release=b_read)  # type: ignore[assignment]
+    b._conn = _PausingConnection(b._conn, b_read, release=None)  # type: ignore[assignment]
+    until = datetime.now(UTC) + timedelta(hours=1)
+    results: dict[str, object] = {}
+
+    def take(name: str, store: SqliteStore) -> None:
+        try:
+            results[name] = store.acquire_lease("w@occurrence", f"run-{name}", until)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            results[name] = exc
+
+    ta = threading.Thread(target=take, args=("a", a))
+    ta.start()
+    assert a_read.wait(10)  # A has read and now pauses before its write
+    tb = threading.Thread(target=take, args=("b", b))
+    tb.start()
+    ta.join(20)
+    tb.join(20)
+    a.close()
+    b.close()
+    assert not ta.is_alive() and not tb.is_alive()
+    assert not any(isinstance(r, Exception) for r in results.values()), results
+    assert sorted(results.values()) == [False, True], results
+    s = SqliteStore(path)
+    assert s.lease_holder("w@occurrence") == f"run-{'a' if results['a'] else 'b'}"
+    s.close()

@@ -143,3 +143,215 @@ def test_no_traceback_for_user_errors(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "state.db: not a usable SQLite state database" in proc.stderr
+
+
+def _last(path: Path) -> tuple[int, str]:
+    conn = sqlite3.connect(path)
+    row = conn.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+    conn.close()
+    return row[0], row[1]
+
+
+def test_log_verify_prints_anchor_and_checks_it(workdir: Path, capsys) -> None:
+    path = _seed(workdir, 3)
+    seq, digest = _last(path)
+    code, out, err = run(capsys, "log", "verify")
+    assert code == 0, err
+    assert f"anchor 3:{digest}" in out and seq == 3
+    code, out, err = run(capsys, "-q", "log", "verify")
+    assert code == 0 and out == f"3:{digest}\n"
+    code, out, err = run(capsys, "--format", "json", "log", "verify")
+    data = json.loads(out)
+    assert code == 0 and data["intact"] is True and data["records"] == 3
+    assert (data["lastSeq"], data["lastHash"], data["anchor"]) == (3, digest, f"3:{digest}")
+    # the anchor is accepted back, now and after more records were appended
+    code, out, err = run(capsys, "log", "verify", "--expect", f"3:{digest}")
+    assert code == 0, err
+    _seed(workdir, 2)
+    code, out, err = run(capsys, "log", "verify", "--expect", f"3:{digest.upper()}")
+    assert code == 0 and "intact: 5 records" in out, err
+    code, out, err = run(capsys, "--format", "json", "log", "verify", "--expect", f"3:{digest}")
+    assert code == 0 and json.loads(out)["expected"] == f"3:{digest}"
+
+
+def test_log_verify_expect_shows_removed_last_records(workdir: Path, capsys) -> None:
+    path = _seed(workdir, 4)
+    seq, digest = _last(path)
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM records WHERE seq >= 3")
+    conn.commit()
+    conn.close()
+    assert run(capsys, "log", "verify")[0] == 0  # the chain alone cannot see it
+    code, out, err = run(capsys, "log", "verify", "--expect", f"{seq}:{digest}")
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1
+    assert "the log ends at record 2 but the expected anchor is record 4" in err
+    code, out, err = run(capsys, "--format", "json", "log", "verify", "--expect",
+                         f"{seq}:{digest}")
+    data = json.loads(out)
+    assert code == 1 and data["intact"] is False and data["anchor"] is None
+
+
+def test_log_verify_expect_shows_rebuilt_chain(workdir: Path, capsys) -> None:
+    path = _seed(workdir, 3)
+    seq, digest = _last(path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    store = SqliteStore(path)  # a new, self-consistent chain of the same length
+    for i in range(3):
+        store.append(Entry(run="r-forged", action="audit", status="ok", actor="tester@ci",
+                           policy_revision="rev", host=f"lab-0{i + 1}", details={"i": i}))
+    store.close()
+    assert run(capsys, "log", "verify")[0] == 0
+    code, out, err = run(capsys, "log", "verify", "--expect", f"3:{digest}")
+    assert code == 1
+    assert "change log broken at record 3" in err and "rebuilt" in err
+
+
+@pytest.mark.parametrize("anchor", ["3", "3:abc", "three:" + "0" * 64, "0:" + "0" * 64])
+def test_log_verify_expect_bad_anchor(workdir: Path, capsys, anchor: str) -> None:
+    _seed(workdir, 1)
+    code, out, err = run(capsys, "log", "verify", "--expect", anchor)
+    assert code == 1 and "expected SEQ:HASH" in err and "Traceback" not in err
+
+
+def test_log_verify_missing_or_empty_log_is_not_intact(workdir: Path, capsys) -> None:
+    db = workdir / ".orchestrator" / "state.db"
+    code, out, err = run(capsys, "log", "verify")
+    assert code == 1
+    assert err.count("\n") == 1 and "no change log: the state database does not exist" in err
+    assert not db.exists()  # verifying does not create it
+    code, out, err = run(capsys, "--format", "json", "log", "verify")
+    assert code == 1 and json.loads(out)["intact"] is False
+    SqliteStore(db).close()
+    code, out, err = run(capsys, "log", "verify")
+    assert code == 1 and "change log not intact: the change log is empty" in err
+    code, out, err = run(capsys, "--format", "json", "log", "verify")
+    data = json.loads(out)
+    assert code == 1 and data["intact"] is False and data["records"] == 0
+
+
+def test_version(capsys) -> None:
+    from importlib.metadata import version
+
+    code, out, err = run(capsys, "--version")
+    assert code == 0 and out == f"orchestrator {version('orchestrator')}\n"
+
+
+FORGED_ACTOR = "ci\n     9 2026-01-01T00:00:00Z r-x audit ok by admin\x1b[2K\x1b]0;t\x07\u202e"
+
+
+def test_log_text_escapes_control_characters(workdir: Path, capsys, monkeypatch) -> None:
+    store = SqliteStore(workdir / ".orchestrator" / "state.db")
+    store.append(Entry(run="r-1", action="audit", status="ok", actor=FORGED_ACTOR,
+                       policy_revision="rev", host="h\x9b31m", details={"v": "1.0\x1b[31m"}))
+    store.close()
+    code, out, err = run(capsys, "log")
+    assert code == 0
+    assert len(out.splitlines()) == 1  # the newline in the actor forged no second line
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in out
+    assert "by ci\\n     9 2026" in out and "\\x1b[2K" in out and "\\u202e" in out
+    assert "h\\x9b31m" in out
+    code, out, err = run(capsys, "log", "--format", "json")
+    assert "\u202e" not in out and "\x9b" not in out and "\x1b" not in out
+    assert json.loads(out)["actor"] == FORGED_ACTOR  # same value, escaped
+
+
+def test_log_csv_escapes_and_neutralises_formulas(workdir: Path, capsys) -> None:
+    import csv
+    import io
+
+    store = SqliteStore(workdir / ".orchestrator" / "state.db")
+    store.append(Entry(run="r-1", action="audit", status="ok", actor="=HYPERLINK(\"x\")",
+                       policy_revision="rev", host="@SUM(1)", group="-2+3",
+                       details={"v": "a\x1bb"}))
+    store.close()
+    code, out, err = run(capsys, "log", "--format", "csv")
+    assert code == 0 and "\x1b" not in out
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[0]["actor"] == "'=HYPERLINK(\"x\")"
+    assert rows[0]["host"] == "'@SUM(1)" and rows[0]["group"] == "'-2+3"
+    assert rows[0]["details"] == '{"v": "a\\u001bb"}' and rows[0]["seq"] == "1"
+
+
+def test_error_lines_escape_control_characters(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "--config", "x\x1b]0;owned\x07\n\u202eforged.yml", "validate")
+    assert code == 1
+    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+    assert len(err.splitlines()) == 1 and "x\\x1b]0;owned\\x07\\n\\u202eforged.yml" in err
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://orch:s3cret@db.example/orchestrator",
+    "postgres://orch:s3cret/with@slash@db/x",
+    "mysql://orch:s3cret@db/x",
+    "postgresql://db/x?sslmode=require&password=s3cret",
+])
+def test_state_url_password_never_printed(tmp_path: Path, monkeypatch, capsys,
+                                          url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    for argv in (["--state", url, "log"], ["--state", url, "-v", "log", "verify"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1
+        assert "s3cret" not in err + out and "***" in err
+        assert "Traceback" not in err or "-v" in argv
+    monkeypatch.setenv("ORCHESTRATOR_STATE", url)
+    code, out, err = run(capsys, "--format", "json", "log", "verify")
+    assert code == 1 and "s3cret" not in err + out
+
+
+def test_every_error_line_hides_url_passwords(tmp_path: Path, monkeypatch, capsys) -> None:
+    """main() redacts whatever message reaches it, not only the store's own."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "log", "--since", "postgresql://u:s3cret@h/db")
+    assert code == 1 and "s3cret" not in err and "postgresql://u:***@h/db" in err
+    # a URL that went through a path join keeps one slash; still hidden
+    code, out, err = run(capsys, "--config", "postgresql://u:s3cret@h/orchestrator.yml", "log")
+    assert code == 1 and "s3cret" not in err and "postgresql:/u:***@h/orchestrator.yml" in err
+
+
+@pytest.mark.parametrize("state", ["postgresql:/u:s3cret@h/db", "postgres:u:s3cret@h/db"])
+def test_state_that_is_no_url_nor_path(tmp_path: Path, monkeypatch, capsys, state) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "--state", state, "log")
+    assert code == 1 and "s3cret" not in err and "not a store URL" in err
+    assert list(tmp_path.iterdir()) == []  # no folder named after the password
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("ssh:\n  knownHosts: null\n", "orchestrator.yml: ssh.knownHosts must be the path of a "
+                                   "known_hosts file, not null; remove the key to use "
+                                   "~/.ssh/known_hosts"),
+    ("ssh:\n  knownHosts: [a]\n", "orchestrator.yml: ssh.knownHosts must be the path"),
+    ("policies:\n", "orchestrator.yml: policies must be a path or URL (a string), not null"),
+    ("state: 5\n", "orchestrator.yml: state must be a path or URL (a string), not 5"),
+    ("forks: " + "9" * 5000 + "\n", "orchestrator.yml:1:8: a number is too long"),
+    ("ssh: {hostKeys: [1]}\n", "orchestrator.yml: ssh.hostKeys must be strict or acceptNew"),
+    ("forks: " + "9" * 400 + "\n", "forks must be a whole number from 1 to 1000, not 999"),
+    ("forks: true\n", "forks must be a whole number from 1 to 1000, not true"),
+    ("forks: 2.5\n", "forks must be a whole number from 1 to 1000, not 2.5"),
+    ("1: x\nfoo: y\n", "unknown setting '1'"),
+])
+def test_config_errors_are_one_line(tmp_path: Path, monkeypatch, capsys, text: str,
+                                    message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "orchestrator.yml").write_text(text)
+    code, out, err = run(capsys, "log")
+    assert code == 1
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
+    assert message in err and "internal error" not in err
+    assert len(err) < 300
+    assert not (tmp_path / "None").exists()
+
+
+def test_forks_from_environment(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ORCHESTRATOR_FORKS", "٣")  # a digit, but not 0-9
+    code, out, err = run(capsys, "log")
+    assert code == 1 and "ORCHESTRATOR_FORKS: forks must be a whole number" in err
+    from orchestrator.config import load_config
+
+    monkeypatch.setenv("ORCHESTRATOR_FORKS", " 7 ")
+    assert load_config(cwd=tmp_path).forks == 7
