@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from itertools import islice
-
 import click
 
-from orchestrator.cli.output import app, emit_json
+from orchestrator.cli.output import app, emit_json, emit_line
 from orchestrator.errors import EXIT_CLOSED, OrchestratorError
 
 
@@ -65,21 +63,21 @@ def list_cmd(ctx: click.Context) -> None:
     if a.output_format == "json":
         emit_json({"windows": wins, "freezes": frz})
         return
-    click.echo("WINDOWS")
+    emit_line("WINDOWS")
     if not wins:
-        click.echo("  (none)")
+        emit_line("  (none)")
     for w in wins:
         sched = w["schedule"].get("cron") or w["schedule"]["rrule"].replace("\n", " | ")
         extra = f" +{w['offsetDays']}d" if w["offsetDays"] else ""
-        click.echo(f"  {w['name']}: {sched}{extra} ({w['timezone']}), {w['duration']}, "
+        emit_line(f"  {w['name']}: {sched}{extra} ({w['timezone']}), {w['duration']}, "
                    f"cutoff {w['cutoff']}, onEnd {w['onEnd']}; groups: "
                    f"{', '.join(w['groups']) or '-'}")
-    click.echo("FREEZES")
+    emit_line("FREEZES")
     if not frz:
-        click.echo("  (none)")
+        emit_line("  (none)")
     for f in frz:
         groups = ", ".join(f["groups"]) if f["groups"] is not None else "all groups"
-        click.echo(f"  {f['name']}: {f['from']} .. {f['until']} ({groups}): {f['reason']}")
+        emit_line(f"  {f['name']}: {f['from']} .. {f['until']} ({groups}): {f['reason']}")
 
 
 @windows.command("next")
@@ -90,14 +88,20 @@ def list_cmd(ctx: click.Context) -> None:
 @click.pass_context
 def next_cmd(ctx: click.Context, window_name: str | None, group: str | None, count: int,
              from_: str | None) -> None:
-    """Next occurrences (the one in progress at --from first), in start order."""
+    """Next occurrences (the one in progress at --from first), in start order.
+
+    Searches until COUNT are found or every schedule ends (COUNT, UNTIL, validUntil), at
+    most 400 years past --from (or the earliest validFrom); when that bound cuts the list
+    short it says so on stderr and exits 4."""
+    from orchestrator.cli.output import warn
+    from orchestrator.errors import EXIT_INCOMPLETE
     from orchestrator.windows.check import (
         blocked_by,
         get_group_windows,
         get_window,
-        merged,
         spans_for_groups,
     )
+    from orchestrator.windows.upcoming import NEXT_SEARCH_YEARS, upcoming
 
     a = app(ctx)
     ps = a.policies
@@ -116,17 +120,25 @@ def next_cmd(ctx: click.Context, window_name: str | None, group: str | None, cou
         w.name: spans_for_groups(ps, [group] if group else ps.groups_using_window(w.name))
         for w in wins
     }
-    rows = [o.to_json(blocked_by(o, spans_by_window[o.window]))
-            for o in islice(merged(wins, after), count)]
+    found = upcoming(wins, after, count)
+    rows = [o.to_json(blocked_by(o, spans_by_window[o.window])) for o in found.occurrences]
     if a.output_format == "json":
         emit_json(rows)
-        return
-    if not rows:
-        click.echo("no occurrences in the next two years")
-    for r in rows:
-        blocked = f"  BLOCKED by {', '.join(r['blockedBy'])}" if r["blockedBy"] else ""
-        click.echo(f"{r['start']} .. {r['end']} (cutoff {r['cutoff']})  {r['window']}"
-                   f" [{r['timezone']}]{blocked}")
+    else:
+        if not rows and not found.truncated:
+            emit_line("no further occurrences: every schedule has ended (validUntil, COUNT "
+                      "or UNTIL)" if wins else "no windows")
+        for r in rows:
+            blocked = f"  BLOCKED by {', '.join(r['blockedBy'])}" if r["blockedBy"] else ""
+            emit_line(f"{r['start']} .. {r['end']} (cutoff {r['cutoff']})  {r['window']}"
+                      f" [{r['timezone']}]{blocked}")
+    if found.limit is not None:
+        # SPEC's JSON list keeps its shape: the truncation goes to stderr and the exit code.
+        warn(f"windows next: {len(rows)} of {count} occurrences found; the search stopped at "
+             f"its bound, {found.limit.isoformat()} ({NEXT_SEARCH_YEARS} years after "
+             f"{found.begin.isoformat()}); {', '.join(found.unfinished)} may occur later "
+             "(exit 4: incomplete)")
+        ctx.exit(EXIT_INCOMPLETE)
 
 
 @windows.command("check")
@@ -142,7 +154,7 @@ def check_cmd(ctx: click.Context, group: str, at: str | None) -> None:
     if a.output_format == "json":
         emit_json(result.to_json())
     else:
-        click.echo(f"{group}: {'OPEN' if result.open else 'CLOSED'} at {result.at.isoformat()}"
+        emit_line(f"{group}: {'OPEN' if result.open else 'CLOSED'} at {result.at.isoformat()}"
                    f" - {result.reason}")
     if not result.open:
         ctx.exit(EXIT_CLOSED)

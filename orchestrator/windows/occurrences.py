@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from orchestrator.policy.model import Window
 from orchestrator.windows.schedule import (
+    SEARCH_YEARS,
     CronSpec,
     RRuleSpec,
     ScheduleError,
@@ -151,8 +152,8 @@ class CompiledWindow:
         limit = _add(after, horizon) if horizon is not None else None
         # Bounds as plain comparisons (datetimes have microsecond resolution):
         # stop at start >= stop; skip start <= floor; yield start > lower.
-        if vu is not None and (limit is None or vu < limit):
-            stop = vu  # validUntil is exclusive
+        if vu is not None and (limit is None or vu <= limit):
+            stop = vu  # validUntil is exclusive (also when it is the horizon's last instant)
         elif limit is not None:
             stop = _add(limit, _TICK)  # the horizon is inclusive
         else:
@@ -171,8 +172,14 @@ class CompiledWindow:
         new = tuple.__new__
         # The schedule's raw starts plus offsetDays (raw_starts, inlined: this is the hot path).
         shift = timedelta(days=w.offset_days) if w.offset_days else None
+        # How far the schedule itself is followed (raw local time, before offsetDays; a
+        # local time is within a day of its instant). Unbounded (horizon None and no
+        # validUntil): the schedule's own bound, SEARCH_YEARS past the search start.
+        end = None if stop == datetime.max and limit is None else _add(stop, _TWO_DAYS)
+        if shift and end is not None and end != datetime.max:
+            end = _add(end, -shift)
         try:
-            for batch in self.spec.batches(_add(search, -shift) if shift else search):
+            for batch in self.spec.batches(_add(search, -shift) if shift else search, end):
                 if shift:
                     batch = [raw + shift for raw in batch]
                 for local in batch:
@@ -188,16 +195,35 @@ class CompiledWindow:
         except (OverflowError, ValueError):
             # The search ran past datetime's range (year 9999): no more occurrences.
             # Anywhere else it is a bug and surfaces.
-            if _EDGE_LOW < search < _EDGE_HIGH and floor < _EDGE_HIGH:
+            reach = end if end is not None else _add(search, _SCHEDULE_REACH)
+            if _EDGE_LOW < search and reach < _EDGE_HIGH and floor < _EDGE_HIGH:
                 raise
+
+    def ends_by(self, limit: datetime) -> bool:
+        """True when provably no occurrence starts after the aware instant `limit`:
+        `validUntil` is no later, the schedule's last start (COUNT, UNTIL, RDATE) comes
+        before it, the schedule never matches, or nothing after it fits in a datetime."""
+        try:
+            lim = naive_utc(limit)
+        except OverflowError:
+            return True
+        if self._vu is not None and self._vu <= _add(lim, _TICK):  # validUntil: exclusive
+            return True
+        # A start after lim is a local time after lim - 1 day (UTC offsets and gap shifts
+        # stay within a day), so a raw start at or after this bound.
+        if _add(lim, _TWO_DAYS) == datetime.max:  # the search went to datetime's end
+            return True
+        bound = _add(lim, -_TWO_DAYS - timedelta(days=self.window.offset_days))
+        return self.spec.ends_before(bound)
 
 
 _TICK = timedelta(microseconds=1)
 _TWO_DAYS = timedelta(days=2)
 # Local search starts no earlier than this (a local time minus its UTC offset stays valid).
 _EARLIEST = datetime(1, 1, 3)
-# Searches starting outside (_EDGE_LOW, _EDGE_HIGH) may run into datetime's limits: the
-# schedules look up to SEARCH_YEARS (50) years ahead.
+# Searches starting before _EDGE_LOW or reaching beyond _EDGE_HIGH may run into datetime's
+# limits; without an end, the schedules look up to SEARCH_YEARS (50) years ahead.
+_SCHEDULE_REACH = timedelta(days=366 * (SEARCH_YEARS + 1))
 _EDGE_LOW = datetime(3, 1, 1)
 _EDGE_HIGH = datetime(9999 - 60, 1, 1)
 

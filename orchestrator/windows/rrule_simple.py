@@ -211,18 +211,23 @@ class SimpleRule:
             span = target.year - start.year
         return max(0, span // self.interval - 1)
 
-    def starts(self, start: datetime) -> Iterator[datetime]:
-        """Every occurrence >= start, ascending."""
-        for batch in self.batches(start):
+    def starts(self, start: datetime, end: datetime | None = None) -> Iterator[datetime]:
+        """Every occurrence >= start (and < end, when given), ascending."""
+        for batch in self.batches(start, end):
             yield from batch
 
-    def batches(self, start: datetime) -> Iterator[list[datetime]]:
-        """`starts` as one ascending list per period."""
+    def batches(self, start: datetime, end: datetime | None = None
+                ) -> Iterator[list[datetime]]:
+        """`starts` as one ascending list per period, up to `end` (exclusive) or, without
+        one, SEARCH_YEARS years past the later of `start` and DTSTART."""
         lower = max(start, self.dtstart)
-        try:
-            stop = lower.replace(year=lower.year + SEARCH_YEARS)
-        except ValueError:  # 29 February or past year 9999
-            stop = datetime.max
+        if end is not None:
+            stop = end
+        else:
+            try:
+                stop = lower.replace(year=lower.year + SEARCH_YEARS)
+            except ValueError:  # 29 February or past year 9999
+                stop = datetime.max
         if self.until is not None:
             stop = min(stop, self.until + timedelta(microseconds=1))
         remaining = self.count
@@ -320,20 +325,22 @@ class SimpleSet:
     rdates: tuple[datetime, ...]  # sorted
     exdates: frozenset[datetime]
 
-    def starts(self, start: datetime) -> Iterator[datetime]:
-        """Every start >= `start` of the rule set, ascending, each once."""
+    def starts(self, start: datetime, end: datetime | None = None) -> Iterator[datetime]:
+        """Every start >= `start` of the rule set, ascending, each once (rules followed up
+        to `end`, see SimpleRule.batches)."""
         if len(self.rules) == 1 and not self.rdates and not self.exdates:
-            return self.rules[0].starts(start)  # strictly increasing already
-        return self._merged(start)
+            return self.rules[0].starts(start, end)  # strictly increasing already
+        return self._merged(start, end)
 
-    def batches(self, start: datetime) -> Iterator[list[datetime]]:
+    def batches(self, start: datetime, end: datetime | None = None
+                ) -> Iterator[list[datetime]]:
         """`starts` in ascending lists."""
         if len(self.rules) == 1 and not self.rdates and not self.exdates:
-            return self.rules[0].batches(start)
-        return ([dt] for dt in self._merged(start))
+            return self.rules[0].batches(start, end)
+        return ([dt] for dt in self._merged(start, end))
 
-    def _merged(self, start: datetime) -> Iterator[datetime]:
-        its: list[Iterator[datetime]] = [r.starts(start) for r in self.rules]
+    def _merged(self, start: datetime, end: datetime | None) -> Iterator[datetime]:
+        its: list[Iterator[datetime]] = [r.starts(start, end) for r in self.rules]
         if self.rdates:
             its.append(d for d in self.rdates if d >= start)
         merged = its[0] if len(its) == 1 else heapq.merge(*its)

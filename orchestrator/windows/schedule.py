@@ -70,20 +70,24 @@ class CronSpec:
             found = self._days[key] = _cron_days(self, year, month)
         return found
 
-    def starts(self, start: datetime) -> Iterator[datetime]:
-        """Every matching naive local time >= start, ascending (minute resolution)."""
-        for batch in self.batches(start):
+    def starts(self, start: datetime, end: datetime | None = None) -> Iterator[datetime]:
+        """Every matching naive local time >= start, ascending (minute resolution); see
+        `batches` for `end`."""
+        for batch in self.batches(start, end):
             yield from batch
 
-    def batches(self, start: datetime) -> Iterator[list[datetime]]:
+    def batches(self, start: datetime, end: datetime | None = None
+                ) -> Iterator[list[datetime]]:
         """`starts` as one ascending list per month (the hot loop iterates lists, cheaper
-        than resuming a generator for every start)."""
+        than resuming a generator for every start). The search goes to the end of the year
+        of `end` (naive local), or SEARCH_YEARS years past `start` without one."""
         year, month, day = start.year, start.month, start.day
         times = self.times
         key = (start.hour, start.minute + (1 if start.second or start.microsecond else 0))
         first_times = times[bisect_left(times, key):]
         single = times[0] if len(times) == 1 else None
-        for y in range(year, year + SEARCH_YEARS + 1):
+        last_year = end.year if end is not None else year + SEARCH_YEARS
+        for y in range(year, last_year + 1):
             for mo in self.months:
                 if y == year and mo <= month:
                     if mo < month:
@@ -97,6 +101,17 @@ class CronSpec:
                 else:
                     for d in self.days(y, mo):
                         yield [datetime(y, mo, d, h, mi) for h, mi in times]
+
+    @cached_property
+    def never(self) -> bool:
+        """True when no day ever matches (`0 3 30 2 *`). The Gregorian calendar repeats
+        every 400 years (146,097 days, a whole number of weeks), so one cycle decides."""
+        return not any(_cron_days(self, y, mo) for y in range(2000, 2400) for mo in self.months)
+
+    def ends_before(self, t: datetime) -> bool:
+        """True when provably no start is at or after the naive local `t`: a cron schedule
+        never ends, unless it never matches at all."""
+        return self.never
 
 
 def _rewrite_dow(field: str) -> str:
@@ -346,16 +361,34 @@ class RRuleSpec:
         """The dateutil.rrule.rruleset of the text (parsed on first use)."""
         return _parse_rset(self.text)
 
-    def starts(self, start: datetime) -> Iterator[datetime]:
+    def starts(self, start: datetime, end: datetime | None = None) -> Iterator[datetime]:
+        """Starts >= `start`, ascending. The fast path searches up to `end` (naive local;
+        SEARCH_YEARS past `start` without one); dateutil to its own end (year 9999), so
+        the caller stops it."""
         if self.simple is not None:
-            return self.simple.starts(start)
+            return self.simple.starts(start, end)
         return _advanced(self.rset, start).xafter(start, inc=True)
 
-    def batches(self, start: datetime) -> Iterator[list[datetime]]:
+    def batches(self, start: datetime, end: datetime | None = None
+                ) -> Iterator[list[datetime]]:
         """`starts` in ascending lists (one per start; per period on the fast path)."""
         if self.simple is not None:
-            return self.simple.batches(start)
+            return self.simple.batches(start, end)
         return ([dt] for dt in self.starts(start))
+
+    def ends_before(self, t: datetime) -> bool:
+        """True when provably no start is at or after the naive local `t`: every RRULE is
+        bounded by COUNT or UNTIL and none of them, and no RDATE, reaches `t` (EXRULE and
+        EXDATE only remove starts, so they are left out: the answer errs towards False)."""
+        rset = self.rset
+        for rule in rset._rrule:
+            if rule._count is None and rule._until is None:
+                return False
+            if rule._until is not None and rule._until < t:  # UNTIL is inclusive
+                continue
+            if rule.after(t, inc=True) is not None:  # COUNT: iterates at most COUNT starts
+                return False
+        return all(d < t for d in rset._rdate)
 
 
 def _advance_rule(rule: Any, target: datetime) -> Any:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 
-from croniter import croniter
-from hypothesis import HealthCheck, given, settings
+from croniter import CroniterBadDateError, croniter
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from window_builders import make_freeze, make_window, policy_set
 
@@ -118,21 +118,41 @@ def test_quick_parser_agrees_with_croniter(expr):
     assert mine == theirs
 
 
-@settings(max_examples=200, deadline=None)
-@given(cron_expr, st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2030, 1, 1)))
-def test_cron_iteration_agrees_with_croniter(expr, start):
-    start = start.replace(second=0, microsecond=0)
-    spec = compile_cron(expr)
+def croniter_starts(expr: str, start: datetime, n: int) -> tuple[list[datetime], bool]:
+    """croniter's first `n` starts at or after `start`, and whether it found no further date
+    (CroniterBadDateError: nothing within its 50-year search). Any other exception fails."""
     fields = expr.lower().split()
     fields[4] = _rewrite_dow(fields[4])  # croniter's spelling of "last Friday" is L5
     it = croniter(" ".join(fields), start - timedelta(minutes=1))
-    expected = []
-    for _ in range(8):
+    found = []
+    for _ in range(n):
         try:
-            expected.append(it.get_next(datetime))
-        except Exception:  # croniter: no further date
-            break
-    assert list(islice(spec.starts(start), len(expected))) == expected
+            found.append(it.get_next(datetime))
+        except CroniterBadDateError:
+            return found, True
+    return found, False
+
+
+@settings(max_examples=200, deadline=None)
+@given(cron_expr, st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2030, 1, 1)))
+@example("0 0 30 2 *", datetime(2026, 1, 1))  # never: croniter gives up, and so must we
+@example("0 0 31 4,6 *", datetime(2026, 1, 1))
+@example("0 3 29 2 *", datetime(2025, 3, 1))  # leap days: 8 of them span 28 years
+def test_cron_iteration_agrees_with_croniter(expr, start):
+    start = start.replace(second=0, microsecond=0)
+    expected, ended = croniter_starts(expr, start, 8)
+    # the same 8 starts, or, when croniter finds no further date, exactly its few and then
+    # none within our own search (SEARCH_YEARS) either
+    assert list(islice(compile_cron(expr).starts(start), 8)) == expected
+    assert ended == (len(expected) < 8)
+
+
+def test_croniter_comparison_covers_schedules_that_end() -> None:
+    """The examples above reach the branch where croniter finds nothing."""
+    assert croniter_starts("0 0 30 2 *", datetime(2026, 1, 1), 8) == ([], True)
+    assert list(compile_cron("0 0 30 2 *").starts(datetime(2026, 1, 1))) == []
+    leap, ended = croniter_starts("0 3 29 2 *", datetime(2025, 3, 1), 8)
+    assert not ended and leap[0] == datetime(2028, 2, 29, 3) and leap[-1].year == 2056
 
 
 rrules = st.tuples(
