@@ -29,6 +29,13 @@ def audit(ctx: click.Context, group: str | None, limit: str | None, timeout: flo
         warn(f"no host of {inventory.source} is in "
              + (f"group {group}" if group else "any asset group")
              + (f" and matches --limit {limit}" if limit else "") + "; nothing audited")
+    from orchestrator.inventory.check import cert_validation_ignored
+
+    insecure = cert_validation_ignored((inventory.hosts[j.host] for j in jobs), inventory.source)
+    if insecure:
+        from orchestrator.cli.output import warn
+
+        warn(insecure)
     rc = a.run_context()
     with host_progress(a, len(jobs), "audit") as progress:
         result = run_audit(rc, jobs, timeout=timeout, progress=progress)

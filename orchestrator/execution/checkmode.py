@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,29 +71,70 @@ def _diff_text(diff: Any) -> str | None:
     return "\n".join(parts) or None
 
 
-def run_check_mode(playbook: Path, inventory: Path, hosts: Iterable[str], *,
+def plugin_groups(hosts: Mapping[str, Mapping[str, Any]] | Iterable[str]
+                  ) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Hosts by the connection plugin check mode forces on them (transports.CONNECTIONS), and
+    the hosts refused with why: a connection the orchestrator cannot hold to its host-key
+    policy (psrp, community.*, ...) is not run at all. Hosts given without variables
+    connect over ssh, Ansible's default."""
+    from orchestrator.transports import CONNECTIONS, SUPPORTED, connection_value
+
+    items = hosts.items() if isinstance(hosts, Mapping) else ((h, {}) for h in hosts)
+    groups: dict[str, list[str]] = {}
+    refused: dict[str, str] = {}
+    for name, host_vars in sorted(items, key=lambda item: item[0]):
+        conn = CONNECTIONS.get(connection_value(host_vars))
+        if conn is None or conn.backend is None:
+            refused[name] = (f"check mode refused: ansible_connection "
+                             f"{connection_value(host_vars)!r} cannot be held to the "
+                             f"orchestrator's host-key policy; use {SUPPORTED}")
+            continue
+        groups.setdefault(conn.plugin, []).append(name)
+    return groups, refused
+
+
+def run_check_mode(playbook: Path, inventory: Path,
+                   hosts: Mapping[str, Mapping[str, Any]] | Iterable[str], *,
                    known_hosts: Sequence[Path], forks: int, strict: bool = True,
                    timeout: int = 1800) -> CheckModeResult:
-    """ansible-playbook --check --diff on `hosts` through ansible-runner; `known_hosts` are
-    every file OpenSSH may trust host keys from."""
+    """ansible-playbook --check --diff on `hosts` (name -> inventory variables) through
+    ansible-runner; `known_hosts` are every file OpenSSH may trust host keys from.
+
+    Each host runs over the connection plugin the connection table gives it, forced as an
+    extra variable (so neither the inventory nor a play's `connection:` can pick another),
+    with the host-key settings of every plugin forced too (workspace.host_key_vars); one
+    ansible-runner run per plugin. Whatever the outcome, no process of the run outlives it
+    (a timeout ends ansible-playbook's workers and ssh processes as well)."""
     import ansible_runner
 
     if not playbook.is_file():
         raise OrchestratorError(f"{playbook}: playbook not found")
     collector = EventCollector()
-    with Workspace() as ws:
-        runner = ansible_runner.run(
-            private_data_dir=str(ws.path),
-            playbook=str(playbook.resolve()),
-            inventory=str(Path(inventory).resolve()),
-            limit=",".join(sorted(hosts)),
-            forks=forks,
-            cmdline="--check --diff",
-            envvars=ws.env(known_hosts, strict),
-            extravars=host_key_vars(known_hosts, strict),
-            event_handler=collector,
-            quiet=True,
-            timeout=timeout,
-        )
-        collector.result.rc = runner.rc
+    groups, refused = plugin_groups(hosts)
+    collector.result.unreachable.update(refused)
+    deadline = time.monotonic() + timeout
+    for plugin, names in sorted(groups.items()):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            collector.result.broken = f"check mode did not finish within {timeout} s"
+            break
+        with Workspace() as ws:
+            runner = ansible_runner.run(
+                private_data_dir=str(ws.path),
+                playbook=str(playbook.resolve()),
+                inventory=str(Path(inventory).resolve()),
+                limit=",".join(names),
+                forks=forks,
+                cmdline="--check --diff",
+                envvars=ws.env(known_hosts, strict),
+                extravars={**host_key_vars(known_hosts, strict), "ansible_connection": plugin},
+                event_handler=collector,
+                quiet=True,
+                timeout=max(1, int(left)),
+            )
+            if runner.status == "timeout":
+                collector.result.broken = (f"check mode did not finish within {timeout} s; "
+                                           "ansible-playbook and its processes were ended")
+        if collector.result.rc in (None, 0):
+            collector.result.rc = runner.rc
     return collector.result

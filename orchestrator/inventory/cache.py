@@ -6,21 +6,51 @@ so its result is kept as JSON under the state folder, keyed by the file's bytes 
 names, sizes and times of everything in the `group_vars/` and `host_vars/` folders beside
 it, the orchestrator's and ansible-core's versions. Dynamic sources (inventory scripts,
 plugin configurations, directories) and files holding vaulted values are never cached.
-The cache file is 0600 in a 0700 folder: it holds the same variables as the inventory.
+What is cached is the parse before any Jinja is rendered (inventory/render.py renders after
+loading), so no lookup or vault result is ever written here.
+
+Trust: an entry is read only from a folder that is this user's, writable by nobody else and
+not a link, and only when the entry itself is such a file (privatefs: descriptor-relative,
+O_NOFOLLOW, fstat). Another user who can write the state folder therefore cannot plant an
+entry (say, a ProxyCommand); an entry that fails the check is removed and the inventory
+parsed again, and a folder that fails it is not used at all (one warning). We check owners
+rather than sign entries: an HMAC key kept beside the database would need exactly the same
+owner checks to be worth anything, and would add a secret to lose.
+
+One entry per inventory file (named after its resolved path); the entry of a changed file
+is replaced, and each write also removes entries whose file is gone or changed since, so a
+rotated password does not linger in an old entry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from orchestrator import __version__
+from orchestrator.errors import StateError
+from orchestrator.privatefs import open_trusted_dir, private_dir, read_trusted
+from orchestrator.textsafe import clean
 
-FORMAT = 1
+FORMAT = 2
+PREFIX = "inventory-"
+TEMP_MAX_AGE = 3600.0  # seconds: a temporary file older than this was left by a crash
+_warned: set[str] = set()
+
+
+def _warn(message: str) -> None:
+    """One line on stderr, once per process and message: the cache is an optimisation,
+    never a reason to fail, but a planted or exposed entry is something to know about."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"warning: {clean(message)}", file=sys.stderr)
 
 
 def _vars_files(source: Path) -> list[Path]:
@@ -71,27 +101,130 @@ def cache_key(source: Path) -> str | None:
     return h.hexdigest()
 
 
-def load(cache_dir: Path, key: str) -> dict[str, Any] | None:
-    path = cache_dir / f"inventory-{key[:32]}.json"
+def entry_name(source: Path) -> str:
+    """The one cache entry of an inventory file, named after its resolved path."""
+    return f"{PREFIX}{hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:32]}.json"
+
+
+def _open_dir(cache_dir: Path) -> int | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return open_trusted_dir(cache_dir)
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) and data.get("key") == key else None
+    except StateError as exc:
+        _warn(f"{exc.message}; the inventory cache is not used")
+        return None
+    except OSError as exc:
+        _warn(f"{cache_dir}: cannot open the inventory cache ({exc.strerror or exc}); "
+              "it is not used")
+        return None
 
 
-def save(cache_dir: Path, key: str, data: dict[str, Any]) -> None:
-    """Atomic write (temp file 0600, rename); a cache that cannot be written is skipped."""
+def _unlink(dir_fd: int, name: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(name, dir_fd=dir_fd)
+
+
+def _read_entry(dir_fd: int, name: str, where: Path) -> dict[str, Any] | None:
+    """A trusted entry's JSON; an untrusted or unreadable one is removed. None if absent."""
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".inventory-", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({**data, "key": key}, fh)
-            os.replace(tmp, cache_dir / f"inventory-{key[:32]}.json")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except (OSError, TypeError, ValueError):  # unwritable, or a value JSON cannot hold
+        data = json.loads(read_trusted(dir_fd, name, where))
+    except FileNotFoundError:
+        return None
+    except StateError as exc:
+        _warn(f"{exc.message}; removed, the inventory is parsed again")
+        _unlink(dir_fd, name)
+        return None
+    except (OSError, ValueError):
+        _unlink(dir_fd, name)
+        return None
+    if not isinstance(data, dict):
+        _unlink(dir_fd, name)
+        return None
+    return data
+
+
+def load(cache_dir: Path, source: Path, key: str) -> dict[str, Any] | None:
+    """The cached parse of `source` if its entry is trusted and current; a stale entry (the
+    file or its vars changed) is removed."""
+    dir_fd = _open_dir(cache_dir)
+    if dir_fd is None:
+        return None
+    try:
+        name = entry_name(source)
+        data = _read_entry(dir_fd, name, cache_dir / name)
+        if data is None:
+            return None
+        if data.get("key") != key or data.get("format") != FORMAT:
+            _unlink(dir_fd, name)
+            return None
+        return data
+    finally:
+        os.close(dir_fd)
+
+
+def save(cache_dir: Path, source: Path, key: str, data: dict[str, Any]) -> None:
+    """Atomic write (temp file 0600 in the trusted folder, rename); stale entries go. A cache
+    that cannot be written, or a folder that is not trusted, is skipped."""
+    try:
+        body = json.dumps({**data, "key": key, "format": FORMAT,
+                           "source": str(source.resolve())}).encode()
+    except (TypeError, ValueError):  # a value JSON cannot hold
         return
+    try:
+        private_dir(cache_dir)
+    except OSError:
+        return
+    dir_fd = _open_dir(cache_dir)
+    if dir_fd is None:
+        return
+    try:
+        name = entry_name(source)
+        tmp = f".{PREFIX}{secrets.token_hex(8)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=dir_fd)
+            try:
+                os.fchmod(fd, 0o600)
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError:
+            _unlink(dir_fd, tmp)
+            return
+        _sweep(dir_fd, cache_dir, keep=name)
+    finally:
+        os.close(dir_fd)
+
+
+def _sweep(dir_fd: int, cache_dir: Path, keep: str) -> None:
+    """Remove entries whose inventory file is gone, changed or no longer cacheable, entries
+    of an older format, and temporary files a crash left behind."""
+    now = time.time()
+    try:
+        names = [e.name for e in os.scandir(dir_fd)]
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(f".{PREFIX}") and name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                if now - st.st_mtime > TEMP_MAX_AGE:
+                    _unlink(dir_fd, name)
+            continue
+        if name == keep or not (name.startswith(PREFIX) and name.endswith(".json")):
+            continue
+        data = _read_entry(dir_fd, name, cache_dir / name)
+        if data is None:
+            continue
+        source = data.get("source")
+        current = None
+        if data.get("format") == FORMAT and isinstance(source, str):
+            path = Path(source)
+            if cacheable(path) and entry_name(path) == name:
+                current = cache_key(path)
+        if current is None or current != data.get("key"):
+            _unlink(dir_fd, name)

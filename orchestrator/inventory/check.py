@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
-from orchestrator.inventory.model import Inventory
+from collections.abc import Iterable
+
+from orchestrator.inventory.model import Host, Inventory
 from orchestrator.policy.model import PolicySet
+from orchestrator.transports import CONNECTIONS, connection_value
+
+
+def cert_validation_ignored(hosts: Iterable[Host], source: str) -> str | None:
+    """One warning line naming every WinRM host whose inventory switches off certificate
+    validation (ansible_winrm_server_cert_validation: ignore), or None. Honoured, as Ansible
+    honours it, but never silently."""
+    names = sorted(
+        h.name for h in hosts
+        if getattr(CONNECTIONS.get(connection_value(h.vars)), "backend", None) == "winrm"
+        and str(h.vars.get("ansible_winrm_server_cert_validation", "")).lower()
+        == "ignore")
+    if not names:
+        return None
+    return (f"{source}: ansible_winrm_server_cert_validation is 'ignore' for "
+            f"{len(names)} host(s): {', '.join(names)}; their WinRM certificates are not "
+            "verified (give ansible_winrm_ca_trust_path and validate instead)")
 
 
 def check_inventory(ps: PolicySet, inv: Inventory) -> tuple[list[str], list[str]]:
     """Return (errors, warnings) as `file:line:col: Kind/name: message` lines."""
     errors: list[str] = []
     warnings: list[str] = []
+    insecure = cert_validation_ignored(inv.hosts.values(), inv.source)
+    if insecure:
+        warnings.append(insecure)
     claimed: dict[str, list[str]] = {}
     for g in ps.groups.values():
         where = ps.locate("AssetGroup", g.name, "spec", "hosts")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from orchestrator.errors import InventoryError
 from orchestrator.inventory.model import Host, Inventory
+from orchestrator.inventory.render import HostData, is_template, render_hosts
 
 SKIP_GROUPS = {"all", "ungrouped"}
 # Ansible's magic variables: facts about the run, not about the host.
@@ -22,14 +23,25 @@ MAGIC = {"ansible_playbook_python", "ansible_config_file", "ansible_version", "a
 
 
 def load_inventory(source: Path, cache_dir: Path | None = None) -> Inventory:
-    """Parse `source` through Ansible's InventoryManager. Raises InventoryError.
+    """Parse `source` through Ansible's InventoryManager, then render the Jinja in its
+    connection variables (inventory/render.py). Raises InventoryError.
 
     With `cache_dir`, a static inventory file's parse is reused while neither it nor its
-    group_vars/host_vars change (see inventory/cache.py)."""
+    group_vars/host_vars change (see inventory/cache.py); what is cached is the parse
+    before rendering, so no lookup or vault result is written to disk."""
     source = Path(source)
     if not source.exists():
         raise InventoryError(f"{source}: inventory not found; set 'inventory' in "
                              "orchestrator.yml or pass --inventory")
+    hosts, groups = _load(source, Path(cache_dir) if cache_dir is not None else None)
+    render_hosts(hosts, source)
+    return Inventory(source=str(source),
+                     hosts={n: Host(name=n, groups=h.groups, vars=h.vars)
+                            for n, h in hosts.items()},
+                     groups=groups)
+
+
+def _load(source: Path, cache_dir: Path | None) -> tuple[dict[str, HostData], frozenset[str]]:
     if cache_dir is None:
         return _parse(source)
     from orchestrator.inventory import cache
@@ -39,21 +51,24 @@ def load_inventory(source: Path, cache_dir: Path | None = None) -> Inventory:
     key = cache.cache_key(source)
     if key is None:
         return _parse(source)
-    data = cache.load(cache_dir, key)
+    data = cache.load(cache_dir, source, key)
     if data is not None:
-        return Inventory(
-            source=str(source),
-            hosts={n: Host(name=n, groups=tuple(h["groups"]), vars=h["vars"])
-                   for n, h in data["hosts"].items()},
-            groups=frozenset(data["groups"]))
-    inv = _parse(source)
-    cache.save(cache_dir, key, {
-        "hosts": {n: {"groups": list(h.groups), "vars": h.vars} for n, h in inv.hosts.items()},
-        "groups": sorted(inv.groups)})
-    return inv
+        try:
+            return ({n: HostData(tuple(h["groups"]), dict(h["vars"]),
+                                 frozenset(h.get("literal", ())))
+                     for n, h in data["hosts"].items()},
+                    frozenset(data["groups"]))
+        except (KeyError, TypeError, AttributeError, ValueError):
+            pass  # our own entry, but not in the shape we write: parse again
+    hosts, groups = _parse(source)
+    cache.save(cache_dir, source, key, {
+        "hosts": {n: {"groups": list(h.groups), "vars": h.vars, "literal": sorted(h.literal)}
+                  for n, h in hosts.items()},
+        "groups": sorted(groups)})
+    return hosts, groups
 
 
-def _parse(source: Path) -> Inventory:
+def _parse(source: Path) -> tuple[dict[str, HostData], frozenset[str]]:
     os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True")
     os.environ.setdefault("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "True")
     os.environ.setdefault("ANSIBLE_LOCALHOST_WARNING", "False")
@@ -70,13 +85,15 @@ def _parse(source: Path) -> Inventory:
             _vault_secrets(loader)
             manager = InventoryManager(loader=loader, sources=[str(source)])
             variables = VariableManager(loader=loader, inventory=manager)
-            hosts: dict[str, Host] = {}
+            hosts: dict[str, HostData] = {}
             for h in manager.get_hosts():
                 hv = variables.get_vars(host=h, include_hostvars=False)
                 keep = {k: _plain(v, h.name, k) for k, v in hv.items() if k not in MAGIC}
+                literal = frozenset(k for k, v in hv.items()
+                                    if k not in MAGIC and _untrusted_template(v))
                 groups = tuple(sorted(g.name for g in h.get_groups()
                                       if g.name not in SKIP_GROUPS))
-                hosts[h.name] = Host(name=h.name, groups=groups, vars=keep)
+                hosts[h.name] = HostData(groups, keep, literal)
             group_names = frozenset(g for g in manager.groups if g not in SKIP_GROUPS)
     except AnsibleError as exc:
         text = str(getattr(exc, "message", None) or exc).strip()
@@ -85,7 +102,25 @@ def _parse(source: Path) -> Inventory:
         hint = f" ({detail[-1].strip()})" if detail and "Traceback" not in detail[-1] else ""
         raise InventoryError(f"{source}: cannot parse inventory: {first}{hint}; "
                              "check it with ansible-inventory --list") from None
-    return Inventory(source=str(source), hosts=hosts, groups=group_names)
+    return hosts, group_names
+
+
+def _untrusted_template(value: object) -> bool:
+    """Text holding Jinja that Ansible would not render (vaulted values, text from a source
+    Ansible does not trust), anywhere inside `value`."""
+    if type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode"):
+        return True  # Ansible uses a vaulted value as written, Jinja or not
+    if isinstance(value, str):
+        if not is_template(value):
+            return False
+        from ansible.template import is_trusted_as_template
+
+        return not is_trusted_as_template(value)
+    if isinstance(value, dict):
+        return any(_untrusted_template(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_untrusted_template(v) for v in value)
+    return False
 
 
 def _vault_secrets(loader: object) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.policy.model import AssetGroup
+from orchestrator.transports import connection_value, host_platform
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class Host:
 
     @property
     def connection(self) -> str:
-        return str(self.vars.get("ansible_connection") or "ssh")
+        return connection_value(self.vars)
 
     @property
     def address(self) -> str:
@@ -25,7 +26,8 @@ class Host:
 
     @property
     def platform(self) -> str:
-        return "windows" if self.connection in ("winrm", "psrp") else "linux"
+        """From the one connection table (transports.CONNECTIONS), as the transport is."""
+        return host_platform(self.vars)
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,16 @@ from orchestrator.transports.base import (
 
 __all__ = [
     "BACKENDS",
+    "CONNECTIONS",
+    "Connection",
     "Identity",
     "RemoteFileError",
     "Result",
     "Transport",
     "TransportSettings",
     "connection_name",
+    "connection_of",
+    "host_platform",
     "get_transport",
     "transport_for_host",
 ]
@@ -40,20 +44,71 @@ BACKENDS = {
     "winrm": "orchestrator.transports.winrm",
     "local": "orchestrator.transports.local",
 }
-# ansible_connection values that mean our ssh backend
-_ALIASES = {
-    "smart": "ssh",
-    "paramiko": "ssh",
-    "paramiko_ssh": "ssh",
-    "ssh": "ssh",
-    "ansible.builtin.ssh": "ssh",
-    "ansible.builtin.paramiko_ssh": "ssh",
-    "winrm": "winrm",
-    "ansible.builtin.winrm": "winrm",
-    "psrp": None,
-    "local": "local",
-    "ansible.builtin.local": "local",
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What one `ansible_connection` value means, for every part of the orchestrator."""
+
+    backend: str | None  # our transport (BACKENDS); None: Ansible has it, we do not
+    platform: str  # linux | windows: which baselines apply
+    plugin: str  # the ansible-core plugin check mode forces on the host (execution/checkmode.py)
+
+
+_SSH = Connection("ssh", "linux", "ansible.builtin.ssh")
+# paramiko's plugin reads only ~/.ssh/known_hosts and prompts on an unknown key: check mode
+# runs these hosts through OpenSSH, held to the same known_hosts files as our ssh transport
+_PARAMIKO = Connection("ssh", "linux", "ansible.builtin.ssh")
+_WINRM = Connection("winrm", "windows", "ansible.builtin.winrm")
+_PSRP = Connection(None, "windows", "ansible.builtin.psrp")
+_LOCAL = Connection("local", "linux", "ansible.builtin.local")
+# THE table: every ansible_connection value the orchestrator understands, short names and
+# FQCNs alike. Host.platform, the transport of the fact audit and the connection plugin of
+# check mode are all read from here; anything else is refused with a one-line error.
+CONNECTIONS: dict[str, Connection] = {
+    "ssh": _SSH,
+    "smart": _SSH,  # Ansible's deprecated default: ssh
+    "ansible.builtin.ssh": _SSH,
+    "ansible.legacy.ssh": _SSH,
+    "paramiko": _PARAMIKO,
+    "paramiko_ssh": _PARAMIKO,
+    "ansible.builtin.paramiko_ssh": _PARAMIKO,
+    "ansible.legacy.paramiko_ssh": _PARAMIKO,
+    "winrm": _WINRM,
+    "ansible.builtin.winrm": _WINRM,
+    "ansible.legacy.winrm": _WINRM,
+    "psrp": _PSRP,
+    "ansible.builtin.psrp": _PSRP,
+    "ansible.legacy.psrp": _PSRP,
+    "local": _LOCAL,
+    "ansible.builtin.local": _LOCAL,
+    "ansible.legacy.local": _LOCAL,
 }
+SUPPORTED = "ssh, paramiko, winrm or local (short names or ansible.builtin.*)"
+
+
+def connection_value(host_vars: Mapping[str, Any]) -> str:
+    """The host's ansible_connection as written (ssh when unset); Ansible's plugin names are
+    exact, so no case folding or trimming."""
+    return str(host_vars.get("ansible_connection") or "ssh")
+
+
+def connection_of(host_vars: Mapping[str, Any], host: str = "?") -> Connection:
+    """The table entry for a host's ansible_connection; InventoryError when unknown."""
+    raw = connection_value(host_vars)
+    found = CONNECTIONS.get(raw)
+    if found is None:
+        raise InventoryError(
+            f"inventory host {host}: ansible_connection {raw!r} is not supported; use {SUPPORTED}"
+        )
+    return found
+
+
+def host_platform(host_vars: Mapping[str, Any]) -> str:
+    """linux or windows, from the same table; an unknown connection counts as linux (the
+    transport then refuses the host with a one-line error)."""
+    found = CONNECTIONS.get(connection_value(host_vars))
+    return found.platform if found else "linux"
 
 
 @dataclass(frozen=True)
@@ -67,13 +122,14 @@ class TransportSettings:
 
 
 def connection_name(host_vars: Mapping[str, Any], host: str = "?") -> str:
-    raw = str(host_vars.get("ansible_connection") or "ssh")
-    name = _ALIASES.get(raw)
-    if name is None:
+    """Our transport backend for the host: ssh, winrm or local."""
+    found = connection_of(host_vars, host)
+    if found.backend is None:
+        raw = connection_value(host_vars)
         raise InventoryError(
-            f"inventory host {host}: ansible_connection {raw!r} is not supported; use ssh or winrm"
+            f"inventory host {host}: ansible_connection {raw!r} is not supported; use {SUPPORTED}"
         )
-    return name
+    return found.backend
 
 
 def get_transport(

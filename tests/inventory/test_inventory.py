@@ -85,7 +85,9 @@ def test_cache_reused_until_the_inventory_changes(tmp_path: Path,
     (tmp_path / "host_vars" / "web-02.yml").write_text("ansible_port: 2222\n")
     assert cache_key(src) != before
     calls = []
-    monkeypatch.setattr(loader, "_parse", lambda source: calls.append(source) or first)
+    real_parse = loader._parse
+    monkeypatch.setattr(loader, "_parse", lambda source: calls.append(source) or
+                        real_parse(source))
     load_inventory(src, cache_dir=cache)
     assert calls == [src]
 
@@ -126,7 +128,9 @@ def test_vault_in_vars_folders_or_broken_links_are_not_cached(tmp_path: Path) ->
 def test_values_json_cannot_hold_are_not_cached(tmp_path: Path) -> None:
     from orchestrator.inventory import cache
 
-    cache.save(tmp_path / "c", "k" * 64, {"hosts": {"h": {"vars": {"x": object()}}}})
+    src = tmp_path / "hosts.ini"
+    src.write_text(INI)
+    cache.save(tmp_path / "c", src, "k" * 64, {"hosts": {"h": {"vars": {"x": object()}}}})
     assert not list((tmp_path / "c").glob("inventory-*.json"))
 
 
