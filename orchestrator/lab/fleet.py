@@ -154,7 +154,9 @@ class Lab:
         from orchestrator.lab.rootfs import ensure_rootfs
 
         t0 = time.monotonic()
-        self.root.mkdir(parents=True, exist_ok=True)
+        from orchestrator.privatefs import private_dir
+
+        private_dir(self.root)  # .orchestrator/ too, when `lab up` is the first command
         os.chmod(self.root, 0o700)
         base = ensure_rootfs(self.log)
         self._ensure_keys()
