@@ -108,5 +108,5 @@ NAME_RE = re.compile(r"^[A-Za-z0-9@._:+][A-Za-z0-9@._:+\-]{0,254}$")
 
 
 def safe_name(value: str, what: str) -> None:
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise FactArgError(f"{what} {value!r} has characters outside A-Z a-z 0-9 @ . _ : + -")

@@ -285,7 +285,7 @@ def sysctl_path(name: str) -> str:
     """sysctl(8) naming: dots separate levels; if the name uses '/' as separator, dots are
     part of a component (net/ipv4/conf/eth0.100/forwarding). A name that mixes both with dots
     first swaps them (net.ipv4.conf.eth0/100.forwarding -> .../eth0.100/...)."""
-    if not SYSCTL_RE.match(name) or ".." in name or "//" in name:
+    if not SYSCTL_RE.fullmatch(name) or ".." in name or "//" in name:
         raise FactArgError(f"sysctl name {name!r} is not a valid key")
     if "/" in name and "." in name.split("/")[0]:
         name = name.translate(str.maketrans("./", "/."))

@@ -74,6 +74,11 @@ def _freeze(meta: m.Meta, s: dict) -> m.Freeze:
     )
 
 
+def _mode(text: str | None) -> str | None:
+    """The schema's 3 or 4 octal digits as the 4 digits hosts report: "644" -> "0644"."""
+    return None if text is None else text.zfill(4)
+
+
 def _baseline(meta: m.Meta, s: dict) -> m.Baseline:
     pk, sv, th, win = (s.get(k) or {} for k in ("packages", "services", "thresholds", "windows"))
     disk = th.get("diskUsedPercent")
@@ -91,7 +96,7 @@ def _baseline(meta: m.Meta, s: dict) -> m.Baseline:
                 path=f["path"],
                 owner=f.get("owner"),
                 group=f.get("group"),
-                mode=f.get("mode"),
+                mode=_mode(f.get("mode")),
                 contains=_t(f.get("contains")),
                 absent=bool(f.get("absent", False)),
                 sha256=f.get("sha256"),

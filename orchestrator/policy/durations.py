@@ -16,7 +16,7 @@ def parse_duration(text: str) -> timedelta:
     text = text.strip()
     if text == "0":
         return timedelta(0)
-    m = _DURATION.match(text)
+    m = _DURATION.fullmatch(text)
     if not text or not m or not any(m.groups()):
         raise ValueError(f"{text!r} is not a duration; write e.g. 90m, 4h, 1h30m or 2d")
     d, h, mi, s = (int(g) if g else 0 for g in m.groups())

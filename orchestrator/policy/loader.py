@@ -8,20 +8,9 @@ from typing import Any
 from orchestrator.errors import PolicyError
 from orchestrator.policy import model as m
 from orchestrator.policy.build import build_object
+from orchestrator.policy.files import UnreadableFile, find_policy_files, read_policy_text
 from orchestrator.policy.schema import schema_problems
 from orchestrator.policy.yamlpos import Document, YamlProblem, load_documents
-
-SUFFIXES = (".yml", ".yaml")
-
-
-def policy_files(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise PolicyError([f"{root}: policy directory not found; set 'policies' in "
-                           "orchestrator.yml or pass --policies"])
-    return sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def _position_key(line: str) -> tuple[str, int, int]:
@@ -47,25 +36,26 @@ def _label(data: Any) -> str:
     kind = data.get("kind") if isinstance(data.get("kind"), str) else "?"
     meta = data.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) and isinstance(meta.get("name"), str) else "?"
-    return f"{kind}/{name}: "
+    label = f"{kind}/{name}"
+    if not label.isprintable():  # a name with a newline must not start a second line
+        label = repr(label)[1:-1]
+    return f"{label}: "
 
 
 def load_policies(root: Path, *, strict: bool = True) -> m.PolicySet:
     """Load and check every document. Raises PolicyError listing every problem found."""
     root = Path(root)
-    files = policy_files(root)
+    found = find_policy_files(root)
+    files = found.files
     result = m.PolicySet(root=root)
-    problems: list[str] = []
+    problems: list[str] = list(found.problems)
     failed: set[tuple[str, str]] = set()  # documents that did not load, by (kind, name)
     first_seen: dict[tuple[str, str], str] = {}
     for file in files:
         try:
-            text = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            problems.append(f"{file}:1:1: not UTF-8 text; save the file as UTF-8")
-            continue
-        except OSError as exc:
-            problems.append(f"{file}:1:1: cannot read: {exc.strerror or exc}")
+            text = read_policy_text(file)
+        except UnreadableFile as exc:
+            problems.append(exc.line)
             continue
         try:
             docs = list(load_documents(text))
@@ -79,7 +69,7 @@ def load_policies(root: Path, *, strict: bool = True) -> m.PolicySet:
             if found:
                 problems.extend(found)
                 failed.add(_identity(doc.data))
-    if not files:
+    if not files and not found.problems:
         result.warnings.append(f"{root}: no policy files (*.yml, *.yaml) found")
     from orchestrator.policy.crosscheck import cross_check
 

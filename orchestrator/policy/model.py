@@ -72,7 +72,7 @@ class FileRule:
     path: str
     owner: str | None = None
     group: str | None = None
-    mode: str | None = None
+    mode: str | None = None  # four octal digits, "0644" (the loader pads "644")
     contains: tuple[str, ...] = ()
     absent: bool = False
     sha256: str | None = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 Path_ = tuple[str | int, ...]
@@ -28,6 +29,11 @@ _SAFE_SCALARS = {
     _TIMESTAMP,
 }
 _MAX_DEPTH = 64
+MAX_NODES = 100_000  # values (scalars, lists, mappings) in one file
+MAX_INT = 2**64  # |integer| below this: enough for any sysctl; str() of huge ones fails
+_INT = "tag:yaml.org,2002:int"
+ALIAS_MESSAGE = ("YAML anchors and aliases (&name, *name) are not allowed in policy files; "
+                 "write the value out in full")
 
 
 class YamlProblem(Exception):
@@ -62,6 +68,10 @@ class Document:
         return (self.line, self.column)
 
 
+def _too_many() -> str:
+    return f"more than {MAX_NODES} values in one file; split it into several files"
+
+
 def _pos(node: Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -69,8 +79,11 @@ def _pos(node: Node) -> tuple[int, int]:
 class _Builder:
     def __init__(self) -> None:
         self.loader = yaml.SafeLoader("")
+        self.count = 0  # values in the file so far
+        self.seen: set[int] = set()  # the document's nodes: a node met twice is an alias
 
     def build(self, node: Node) -> Document:
+        self.seen = set()  # ids of an earlier document's nodes may be reused once it is freed
         doc = Document(data=None, line=_pos(node)[0], column=_pos(node)[1])
         doc.data = self._value(node, (), doc, 0)
         return doc
@@ -78,6 +91,14 @@ class _Builder:
     def _value(self, node: Node, path: Path_, doc: Document, depth: int) -> Any:
         if depth > _MAX_DEPTH:
             raise YamlProblem("nesting too deep (recursive alias?)", *_pos(node))
+        # The composer already refuses aliases (_PolicyLoader); this guard keeps a shared
+        # node from being expanded again, whichever parser composed it.
+        if id(node) in self.seen:
+            raise YamlProblem(ALIAS_MESSAGE, *_pos(node))
+        self.seen.add(id(node))
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise YamlProblem(_too_many(), *_pos(node))
         doc.values[path] = _pos(node)
         if isinstance(node, ScalarNode):
             if node.tag not in _SAFE_SCALARS:
@@ -88,6 +109,13 @@ class _Builder:
                 value = self.loader.construct_object(node)
             except yaml.YAMLError as exc:
                 raise YamlProblem(f"cannot read value: {exc}", *_pos(node)) from None
+            except ValueError:  # int() of more than 4,300 digits
+                value = MAX_INT if node.tag == _INT else None
+                if value is None:
+                    raise YamlProblem("cannot read value", *_pos(node)) from None
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_INT:
+                raise YamlProblem("number too large (more than 64 bits); put it in quotes if it "
+                                  "is text", *_pos(node))
             if isinstance(value, float) and value != value:  # NaN has no place in a policy
                 raise YamlProblem("not-a-number is not a valid value", *_pos(node))
             return value
@@ -123,6 +151,27 @@ class _Builder:
         raise YamlProblem("unsupported YAML node", *_pos(node))  # pragma: no cover
 
 
+class _PolicyLoader(yaml.SafeLoader):
+    """PyYAML's safe composer, refusing anchors and aliases where they are written (an
+    alias bomb is a few hundred bytes that expand to billions of values) and stopping at
+    MAX_NODES values."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.nodes = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()
+        if isinstance(event, AliasEvent) or getattr(event, "anchor", None) is not None:
+            mark = event.start_mark
+            raise YamlProblem(ALIAS_MESSAGE, mark.line + 1, mark.column + 1)
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            mark = event.start_mark
+            raise YamlProblem(_too_many(), mark.line + 1, mark.column + 1)
+        return super().compose_node(parent, index)
+
+
 # Characters the two parsers treat differently (PyYAML refuses some tabs that libyaml accepts;
 # byte order marks and the Unicode line breaks): texts holding them take the pure parser.
 _PURE_ONLY = re.compile("[\t\ufeff\x85\u2028\u2029]")
@@ -132,27 +181,26 @@ def _compose_fast(text: str) -> list[Node | None] | None:
     """Every document's node tree composed by libyaml (~15x faster than PyYAML's own parser,
     the same nodes, tags and line/column marks), or None when libyaml is not available, finds
     a problem, or the text holds what the two read differently (_PURE_ONLY, empty values) or
-    what the builder rejects (nesting too deep): then the pure parser runs, so every answer
-    stays PyYAML's.
+    what the builder rejects (nesting too deep, anchors and aliases, too many values): then
+    the pure parser runs, so every answer stays PyYAML's.
     tests/policy/test_loader_fast_paths.py compares both on random text."""
     loader = getattr(yaml, "CSafeLoader", None)
-    if loader is None or _PURE_ONLY.search(text):
+    # "&": an anchor (libyaml's nodes do not say where one was written; the pure composer does)
+    if loader is None or _PURE_ONLY.search(text) or "&" in text:
         return None
     try:
         nodes = list(yaml.compose_all(text, Loader=loader))
     except Exception:  # noqa: BLE001 - any problem: the pure parser decides and reports
         return None
-    # Too deep (or a recursive alias): the builder rejects it, but PyYAML's recursive composer
-    # may fail first with a different message; let the pure path give exactly that answer.
+    # Too deep, an alias (a node shared by two parents) or too many values: the pure composer
+    # reports exactly where; stop at the first such node.
     stack = [(n, 0) for n in nodes if n is not None]
-    deepest: dict[int, int] = {}  # aliases share nodes: visit each again only when deeper
+    seen: set[int] = set()
     while stack:
         node, depth = stack.pop()
-        if depth > _MAX_DEPTH:
+        if depth > _MAX_DEPTH or id(node) in seen or len(seen) >= MAX_NODES:
             return None
-        if deepest.get(id(node), -1) >= depth:
-            continue
-        deepest[id(node)] = depth
+        seen.add(id(node))
         if isinstance(node, ScalarNode):
             if node.value == "" and node.style not in ("'", '"'):
                 return None  # an empty value: libyaml marks it elsewhere than PyYAML
@@ -170,7 +218,7 @@ def load_documents(text: str) -> Iterator[Document]:
     builder = _Builder()
     nodes = _compose_fast(text)
     try:
-        for node in nodes if nodes is not None else yaml.compose_all(text, Loader=yaml.SafeLoader):
+        for node in nodes if nodes is not None else yaml.compose_all(text, Loader=_PolicyLoader):
             if node is None:
                 continue
             yield builder.build(node)

@@ -1,6 +1,7 @@
 """The policy loader's fast paths give the same answers as the libraries they stand in for:
 
-- the small schema validator agrees with jsonschema on valid and mutated documents (when it
+- the small schema validator agrees with jsonschema (extended with our pattern and
+  uniqueItems, see orchestrator/policy/schema.py) on valid and mutated documents (when it
   says valid, jsonschema finds no error);
 - libyaml composes the same nodes and marks as PyYAML's pure parser.
 """
@@ -13,9 +14,8 @@ from pathlib import Path
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jsonschema import Draft202012Validator
 
-from orchestrator.policy.schema import fast_valid, policy_schema
+from orchestrator.policy.schema import _validator, fast_valid
 from orchestrator.policy.yamlpos import _compose_fast, load_documents
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +26,8 @@ def _documents() -> list[dict]:
     docs = []
     for path in sorted((ROOT / "policies").rglob("*.yml")) + sorted(
             (ROOT / "tests" / "policy" / "golden").rglob("*.yml")):
+        if "alias-bomb" in path.parts:
+            continue
         try:
             docs.extend(d.data for d in load_documents(path.read_text(encoding="utf-8"))
                         if isinstance(d.data, dict))
@@ -35,9 +37,10 @@ def _documents() -> list[dict]:
 
 
 DOCS = _documents()
-VALIDATOR = Draft202012Validator(policy_schema())
+VALIDATOR = _validator()
 ODD_VALUES = [None, True, False, 0, 1, 1.0, 2.5, -1, "", "x", "0600", "4h", "2026-01-01",
-              "Europe/Berlin", [], ["a"], ["a", "a"], [1, True], {}, {"a": 1}, 10 ** 6]
+              "Europe/Berlin", [], ["a"], ["a", "a"], [1, True], {}, {"a": 1}, 10 ** 6,
+              "x\n", "0600\n", "root\n", "4h\n", ["a", "a\n"], [{"a": 1}, {"a": 1.0}]]
 
 
 def _paths(value, prefix=()):
@@ -120,6 +123,8 @@ def test_libyaml_composes_policy_files_like_pyyaml():
     used = 0
     for path in sorted(ROOT.joinpath("policies").rglob("*.yml")) + sorted(
             ROOT.joinpath("tests", "policy", "golden").rglob("*.yml")):
+        if not path.is_file():  # golden cases hold broken links
+            continue
         text = path.read_text(encoding="utf-8", errors="replace")
         fast = _fast(text)
         if fast is not None:
