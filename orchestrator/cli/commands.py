@@ -18,6 +18,8 @@ import click
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("orchestrator.cli.validate", "validate",
                  "Check every policy document (schema first, then cross-references)."),
+    "schema": ("orchestrator.cli.schema", "schema",
+               "Print the policy JSON Schema (draft 2020-12) that `validate` checks first."),
     "log": ("orchestrator.cli.log", "log", "Show the change log."),
     "windows": ("orchestrator.cli.windows", "windows",
                 "Maintenance windows, freezes and whether a group is open."),

@@ -11,15 +11,19 @@ from typing import Any
 SCHEMA_FILE = "policy.schema.json"
 
 
-@cache
-def policy_schema() -> dict[str, Any]:
+def schema_text() -> str:
+    """The shipped schema file, as written."""
     path = Path(__file__).with_name("schema") / SCHEMA_FILE
     if path.is_file():  # the usual install: read it directly (importlib.resources costs ~5 ms)
-        return json.loads(path.read_text("utf-8"))
+        return path.read_text("utf-8")
     from importlib import resources
 
-    text = resources.files("orchestrator.policy").joinpath("schema", SCHEMA_FILE).read_text("utf-8")
-    return json.loads(text)
+    return resources.files("orchestrator.policy").joinpath("schema", SCHEMA_FILE).read_text("utf-8")
+
+
+@cache
+def policy_schema() -> dict[str, Any]:
+    return json.loads(schema_text())
 
 
 # ---------------------------------------------------------------- keyword semantics

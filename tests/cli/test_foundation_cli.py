@@ -355,3 +355,20 @@ def test_forks_from_environment(tmp_path: Path, monkeypatch, capsys) -> None:
 
     monkeypatch.setenv("ORCHESTRATOR_FORKS", " 7 ")
     assert load_config(cwd=tmp_path).forks == 7
+
+
+def test_schema_command_prints_the_schema_validate_uses(tmp_path: Path, monkeypatch,
+                                                        capsys) -> None:
+    """`orchestrator schema` is the shipped schema, and it refuses what validate refuses."""
+    import jsonschema
+
+    monkeypatch.chdir(tmp_path)  # no configuration needed
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr()[0])
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+    doc = {"apiVersion": "orchestrator/v1", "kind": "Baseline", "metadata": {"name": "b"},
+           "spec": {"platform": "linux", "packages": {"installed": ["x$(reboot)"]}}}
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    doc["spec"]["packages"]["installed"] = ["openssh-server"]
+    assert not list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
