@@ -17,12 +17,15 @@ def host_progress(a: AppContext, total: int, label: str) -> Iterator[Callable[..
         yield None
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress
+
+    from orchestrator.textsafe import clean
 
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
 
         def update(result: Any, done: int, total: int) -> None:
             bar.update(task, completed=done,
-                       description=f"{label} {getattr(result, 'host', '')}")
+                       description=escape(clean(f"{label} {getattr(result, 'host', '')}")))
         yield update
