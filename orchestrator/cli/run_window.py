@@ -28,7 +28,7 @@ def run_window_cmd(
     as they are built). Exit 0 done or already done, 2 failures, 3 closed, 1 error."""
     from orchestrator.cli.windows import _instant
     from orchestrator.errors import ConfigError
-    from orchestrator.execution.window_run import run_window
+    from orchestrator.maintenance.window_run import run_window
 
     if ignore_window and not (reason and reason.strip()):
         raise ConfigError(

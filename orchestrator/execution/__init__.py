@@ -1,1 +1,1 @@
-"""ansible-runner workspaces, event handlers, batches, budgets."""
+"""ansible-runner only: private workspaces, event handlers, check mode."""

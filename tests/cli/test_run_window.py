@@ -78,7 +78,7 @@ def records(capsys) -> list[dict]:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch):
     """clock("ISO"): from now on run-window's real clock reads that instant."""
-    from orchestrator.execution import window_run
+    from orchestrator.maintenance import window_run
 
     def set_to(iso: str) -> None:
         monkeypatch.setattr(window_run, "utc_now", lambda: datetime.fromisoformat(iso))
@@ -264,7 +264,7 @@ def test_failure_before_work_does_not_use_up_the_occurrence(cwd, capsys, clock) 
 def test_error_during_the_run_is_recorded_and_releases_the_lease(cwd, capsys, clock,
                                                                  monkeypatch) -> None:
     from orchestrator.errors import OrchestratorError
-    from orchestrator.execution import window_run
+    from orchestrator.maintenance import window_run
 
     def broken(*args, **kwargs):
         raise OrchestratorError("web-01: simulated failure in the middle of the run")
@@ -283,7 +283,7 @@ def test_error_during_the_run_is_recorded_and_releases_the_lease(cwd, capsys, cl
 
 def test_cutoff_passing_between_groups_stops_new_work(cwd, capsys, monkeypatch) -> None:
     """The clock is read again before each group: past the cutoff no group starts."""
-    from orchestrator.execution import window_run
+    from orchestrator.maintenance import window_run
 
     ticks = iter(["2026-11-20T22:10:00+01:00", "2026-11-20T22:11:00+01:00",
                   "2026-11-20T23:31:00+01:00"])
