@@ -29,11 +29,25 @@ machine, which includes the lab hosts' sshd, shells and Python, since they share
 Run:   .venv/bin/python bench/bench_audit.py [--hosts 5,20,50] [--quick] [--repeat 3]
        [--lab-dir DIR] [--down] [--tools ours,inproc,ansible,pyinfra,floor,floorproc]
        [--profile N]   (cProfile of one in-process audit of N hosts, top functions)
+       [--tree NAME=DIR ...]   (one more tool per tree: `orchestrator audit` as a process run
+                                from the source tree DIR, e.g. a `git archive` of another
+                                commit, with its own state folder: before/after in one run)
+       [--known-hosts-lines N] [--known-hosts-hashed]   (ours and pyinfra read a known_hosts
+                                of N other hosts' lines before the lab's, hashed if asked; the
+                                floors keep the lab's own: paramiko's HostKeys.load is
+                                quadratic, 10,000 lines took over 15 minutes per process)
+
+The summary after the tables compares every `ours` variant with the floor as a process,
+repeat by repeat (the ratio of each repeat's pair, then the median): wall time and controller
+CPU per host.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -191,15 +205,47 @@ CONN_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_privat
              "ansible_ssh_common_args", "ansible_python_interpreter")
 
 
+def padded_known_hosts(lab_file: Path, out: Path, lines: int, hashed: bool) -> Path:
+    """`lines` other hosts' keys, then the lab's (hashed like `ssh-keygen -H` if asked): a
+    known_hosts of a real estate's size, where the lab hosts are found last."""
+    def name(host: str) -> str:
+        if not hashed:
+            return host
+        salt = os.urandom(20)
+        digest = hmac.new(salt, host.encode(), hashlib.sha1).digest()
+        return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+
+    rows = []
+    for i in range(lines):
+        key = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20"
+                               + os.urandom(32)).decode()
+        rows.append(f"{name(f'srv-{i:05d}.example.net')} ssh-ed25519 {key}")
+    for line in lab_file.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and not parts[0].startswith(("#", "@")):
+            rows += [f"{name(h)} {parts[1]} {parts[2]}" for h in parts[0].split(",")]
+    out.write_text("\n".join(rows) + "\n")
+    out.chmod(0o600)
+    return out
+
+
 @dataclass
 class Fixture:
     tmp: Path
     lab: object
     hosts: list  # LabHost, all of the lab's
+    known_hosts_lines: int = 0
+    known_hosts_hashed: bool = False
     config: Path = field(init=False)
+    known_hosts: Path = field(init=False)
 
     def __post_init__(self) -> None:
         t = self.tmp
+        self.known_hosts = self.lab.known_hosts_path
+        if self.known_hosts_lines or self.known_hosts_hashed:
+            self.known_hosts = padded_known_hosts(self.lab.known_hosts_path, t / "known_hosts",
+                                                  self.known_hosts_lines,
+                                                  self.known_hosts_hashed)
         (t / "policies" / "baselines").mkdir(parents=True)
         (t / "policies" / "groups").mkdir(parents=True)
         (t / "policies" / "baselines" / "bench.yml").write_text(baseline_yaml())
@@ -211,7 +257,7 @@ class Fixture:
         self.config.write_text(
             "policies: policies/\nplaybooks: playbooks/\nstate: sqlite:///state.db\n"
             f"forks: {FORKS}\n"
-            f"ssh: {{knownHosts: {self.lab.known_hosts_path}, hostKeys: strict}}\n")
+            f"ssh: {{knownHosts: {self.known_hosts}, hostKeys: strict}}\n")
 
     def names(self, n: int) -> list[str]:
         return [h.name for h in self.hosts[:n]]
@@ -236,7 +282,7 @@ class Fixture:
         path = self.tmp / f"pyinfra_inventory_{n}.py"
         if path.exists():
             return path
-        key, kh = str(self.lab.ssh_key_path), str(self.lab.known_hosts_path)
+        key, kh = str(self.lab.ssh_key_path), str(self.known_hosts)
         rows = [(h.name, {"ssh_hostname": h.address, "ssh_port": h.port, "ssh_user": "root",
                           "ssh_key": key, "ssh_known_hosts_file": kh,
                           "ssh_strict_host_key_checking": "yes"}) for h in self.hosts[:n]]
@@ -295,6 +341,21 @@ class Tools:
         cmd = [str(VENV_BIN / "orchestrator"), "--config", str(self.fx.config), "--inventory",
                str(self.fx.inventory(n)), "--format", "json", "--no-progress", "audit"]
         p = run_proc(cmd, self.fx.tmp)
+        try:
+            data = json.loads(p.stdout)
+        except json.JSONDecodeError:
+            return False, f"rc={p.returncode}: {tail(p.stderr)}"
+        return self._validate(data["summary"], [len(h["checks"]) for h in data["hosts"]], n,
+                              p.returncode)
+
+    # ours, as a whole process, from another source tree
+    def ours_tree(self, n: int, name: str, tree: Path) -> tuple[bool, str]:
+        state = self.fx.tmp / f"tree-{name}"  # its own state database and inventory cache
+        state.mkdir(exist_ok=True)
+        cmd = [sys.executable, "-m", "orchestrator.cli.main", "--config", str(self.fx.config),
+               "--inventory", str(self.fx.inventory(n)), "--state",
+               f"sqlite:///{state / 'state.db'}", "--format", "json", "--no-progress", "audit"]
+        p = run_proc(cmd, self.fx.tmp, {**os.environ, "PYTHONPATH": str(tree)})
         try:
             data = json.loads(p.stdout)
         except json.JSONDecodeError:
@@ -408,6 +469,7 @@ def floor_run(hosts: list, key: str, known_hosts: str, forks: int) -> int:
         return sum(pool.map(one, hosts))
 
 
+TREES: dict[str, Path] = {}  # --tree NAME=DIR: tools that run ours from another source tree
 TOOLS = {  # key: (column title, Tools method, rusage who)
     "ours": ("ours (process)", "ours_process", resource.RUSAGE_CHILDREN),
     "inproc": ("ours (in-proc)", "ours_inproc", resource.RUSAGE_SELF),
@@ -474,10 +536,35 @@ def report(results: dict, counts: list[int], tools: list[str]) -> None:
             f"{med(r[t], 'cpu') * 1000 / n:.0f} / {med(r[t], 'machine_cpu') * 1000 / n:.0f}"
             for t in tools])
     table(["hosts", *cols], rows)
+    versus_floor(results, counts, [t for t in tools if t == "ours" or t in TREES])
     notes = [(n, t, s.note) for n in counts for t in tools for s in results[n].get(t, [])
              if not s.ok]
     for n, t, note in notes[:12]:
         print(f"! {n} hosts, {TOOLS[t][0]}: {note}")
+
+
+def versus_floor(results: dict, counts: list[int], ours: list[str]) -> None:
+    """Each `ours` variant against the floor as a process, paired repeat by repeat."""
+    if not ours:
+        return
+    print("\nAgainst the floor (process), paired by repeat: median of the per-repeat ratios "
+          "[min-max]; goal <= 1.5x for both")
+    rows = []
+    for n in counts:
+        floor = results[n].get("floorproc", [])
+        for t in ours:
+            mine = results[n].get(t, [])
+            pairs = [(a, b) for a, b in zip(mine, floor, strict=False) if a.ok and b.ok]
+            if not pairs:
+                continue
+            wall = [a.wall / b.wall for a, b in pairs]
+            cpu = [a.cpu / b.cpu for a, b in pairs if b.cpu > 0]
+            rows.append([str(n), TOOLS[t][0],
+                         f"{statistics.median(wall):.2f}x [{min(wall):.2f}-{max(wall):.2f}]",
+                         f"{statistics.median(cpu):.2f}x [{min(cpu):.2f}-{max(cpu):.2f}]"
+                         if cpu else "-", str(len(pairs))])
+    if rows:
+        table(["hosts", "tool", "wall / floor", "CPU per host / floor", "pairs"], rows)
 
 
 def table(head: list[str], rows: list[list[str]]) -> None:
@@ -515,6 +602,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--down", action="store_true", help="stop the lab afterwards")
     ap.add_argument("--profile", type=int, metavar="N", help="cProfile an in-process audit")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                    help="also run `orchestrator audit` from source tree DIR, as tool NAME")
+    ap.add_argument("--known-hosts-lines", type=int, default=0, metavar="N",
+                    help="put N other hosts' keys before the lab's in known_hosts")
+    ap.add_argument("--known-hosts-hashed", action="store_true",
+                    help="hash the known_hosts names (ssh-keygen -H)")
     ap.add_argument("--floor-worker", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.floor_worker:
@@ -523,7 +616,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     counts = [5] if a.quick else [int(x) for x in a.hosts.split(",") if x.strip()]
     repeat = 1 if a.quick else max(1, a.repeat)
+    for spec in a.tree:
+        name, sep, folder = spec.partition("=")
+        tree = Path(folder).resolve()
+        if not sep or not name or name in TOOLS or not (tree / "orchestrator").is_dir():
+            ap.error(f"--tree {spec!r}: expected NAME=DIR, DIR holding an orchestrator/ "
+                     "package, NAME not a tool's")
+        TREES[name] = tree
+        TOOLS[name] = (f"ours@{name}", "ours_tree", resource.RUSAGE_CHILDREN)
     tools = [t.strip() for t in a.tools.split(",") if t.strip()]
+    tools += [name for name in TREES if name not in tools]
     unknown = [t for t in tools if t not in TOOLS]
     if unknown:
         ap.error(f"unknown tool {unknown[0]!r}; choose from {', '.join(TOOLS)}")
@@ -531,11 +633,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"command: {' '.join(shlex.quote(x) for x in [sys.executable, *sys.argv])}")
     print(f"machine: {os.cpu_count()} CPUs, load average at start {load[0]:.2f} {load[1]:.2f} "
           f"{load[2]:.2f}; forks {a.forks} for every tool; {repeat} repeat(s); baseline "
-          f"{CHECKS_PER_HOST} check results per host")
+          f"{CHECKS_PER_HOST} check results per host; known_hosts: "
+          + (f"{a.known_hosts_lines} other lines{', hashed' if a.known_hosts_hashed else ''}"
+             if a.known_hosts_lines or a.known_hosts_hashed else "the lab's"))
     lab = ensure_lab(a.lab_dir.resolve(), max(counts + [a.profile or 0]))
     tmp = Path(tempfile.mkdtemp(prefix="bench-audit-"))
     try:
-        fx = Fixture(tmp, lab, lab.hosts)
+        fx = Fixture(tmp, lab, lab.hosts, a.known_hosts_lines, a.known_hosts_hashed)
         t = Tools(fx, a.forks)
         if a.profile:
             profile(t, a.profile)
@@ -545,15 +649,20 @@ def main(argv: list[str] | None = None) -> int:
             if "inproc" in tools:
                 t.prepare_inproc(n)
                 t.ours_inproc(n)  # warm-up: imports, first-connection costs (not counted)
+            for name, tree in TREES.items():  # warm-up: each tree's own inventory cache
+                t.ours_tree(n, name, tree)
             for rep in range(repeat):
                 for key in tools:
                     _, method, who = TOOLS[key]
-                    s = measure(lambda m=method, k=n: getattr(t, m)(k), who)
+                    extra = (key, TREES[key]) if key in TREES else ()
+                    s = measure(lambda m=method, k=n, x=extra: getattr(t, m)(k, *x), who)
                     results[n].setdefault(key, []).append(s)
                     print(f"  {n:>3} hosts  run {rep + 1}/{repeat}  {TOOLS[key][0]:<16} "
                           f"{s.wall:7.2f} s  cpu {s.cpu:6.2f} s{'' if s.ok else '  ! ' + s.note}",
                           flush=True)
         report(results, counts, tools)
+        end = os.getloadavg()
+        print(f"\nload average at end {end[0]:.2f} {end[1]:.2f} {end[2]:.2f}")
         print("\nTargets at 20 hosts: ansible/ours >= 25x, pyinfra/ours >= 2x, ours/floor <= 1.5x")
     finally:
         if a.keep:

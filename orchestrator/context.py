@@ -125,10 +125,19 @@ class RunContext:
     playbooks: Path
     occurrence: str | None = None
 
+    def entry(self, action: str, status: str, host: str | None = None,
+              group: str | None = None, **details: Any) -> Entry:
+        """A record of this run, not yet written (see `record_all`)."""
+        return Entry(run=self.run_id, action=action, status=status, actor=self.actor,
+                     policy_revision=self.policy_revision, host=host, group=group,
+                     occurrence=self.occurrence, details=details)
+
     def record(self, action: str, status: str, host: str | None = None,
                group: str | None = None, **details: Any) -> None:
-        self.store.append(Entry(run=self.run_id, action=action, status=status, actor=self.actor,
-                                policy_revision=self.policy_revision, host=host, group=group,
-                                occurrence=self.occurrence, details=details))
+        self.store.append(self.entry(action, status, host, group, **details))
+
+    def record_all(self, entries: list[Entry]) -> None:
+        """Write `entries` in one transaction (records that are ready together)."""
+        self.store.append_many(entries)
 
 

@@ -1,54 +1,84 @@
-"""An audit run: hosts in parallel (bounded by forks), each recorded as it finishes."""
+"""An audit run: hosts in parallel (bounded by forks), each recorded as it finishes.
+
+Hosts that finish together share one change-log transaction (one sync to disk): once a host is
+done, the run waits at most GROUP_WINDOW for others, then writes them all. So no record is
+written later than GROUP_WINDOW (plus the write itself) after its host finished, and a crash
+loses at most the hosts of that last window.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.audit.host import HostJob, audit_host
 from orchestrator.audit.result import AuditRun, CheckResult, HostAudit, host_status
 from orchestrator.audit.waivers import apply_waivers
+from orchestrator.changelog.record import Entry
 from orchestrator.context import RunContext
 from orchestrator.errors import OrchestratorError
-from orchestrator.execution.checkmode import CheckModeResult
+
+if TYPE_CHECKING:
+    from orchestrator.execution.checkmode import CheckModeResult
 
 Progress = Callable[[HostAudit, int, int], None]
+GROUP_WINDOW = 0.1  # seconds a finished host's record may wait for others to share its write
 
 
-def _record_host(ctx: RunContext, res: HostAudit, action: str = "audit") -> None:
-    ctx.record(action, res.status, host=res.host, group=",".join(res.groups), error=res.error,
-               checks=len(res.checks), findings=[c.to_json() for c in res.findings])
+def _host_entry(ctx: RunContext, res: HostAudit, action: str = "audit") -> Entry:
+    return ctx.entry(action, res.status, host=res.host, group=",".join(res.groups),
+                     error=res.error, checks=len(res.checks),
+                     findings=[c.to_json() for c in res.findings])
+
+
+def _finished_together(pending: set[Future]) -> tuple[set[Future], set[Future]]:
+    """Wait for a host to finish, then up to GROUP_WINDOW for more: (done, still pending)."""
+    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+    if pending:
+        more, pending = wait(pending, timeout=GROUP_WINDOW, return_when=ALL_COMPLETED)
+        done |= more
+    return done, pending
 
 
 def run_audit(ctx: RunContext, jobs: list[HostJob], *, timeout: float = 60.0,
               today: date | None = None, progress: Progress | None = None) -> AuditRun:
-    """Each host's record is written as soon as that host is done (a crash loses nothing
-    already audited); hosts with an `ansible:` baseline get a second record, `audit.ansible`,
-    once their playbook has run in check mode."""
+    """Each host's record is written as soon as that host is done, grouped with the hosts
+    that finish within GROUP_WINDOW of it (a crash loses nothing audited before that window);
+    hosts with an `ansible:` baseline get a second record, `audit.ansible`, once their playbook
+    has run in check mode."""
     today = today or date.today()
     run = AuditRun(ctx.run_id)
     ctx.record("audit.start", "started", hosts=len(jobs))
     results: dict[str, HostAudit] = {}
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(ctx.forks, len(jobs) or 1))) as pool:
-            futures = {pool.submit(audit_host, job, ctx.settings, timeout, today): job
-                       for job in jobs}
-            for n, fut in enumerate(as_completed(futures), 1):
-                job = futures[fut]
-                try:
-                    res = fut.result()
-                except Exception as exc:  # a bug must not cost the other hosts
-                    res = HostAudit(job.host, job.groups, job.platform, "error",
-                                    f"internal error: {type(exc).__name__}: {exc}")
-                results[job.host] = res
-                _record_host(ctx, res)
-                if progress:
-                    progress(res, n, len(jobs))
-        for host in _ansible_baselines(ctx, jobs, results, today):
-            _record_host(ctx, results[host], "audit.ansible")
+            futures = {pool.submit(audit_host, job, ctx.settings, timeout, today): (i, job)
+                       for i, job in enumerate(jobs)}
+            pending, n = set(futures), 0
+            while pending:
+                done, pending = _finished_together(pending)
+                batch: list[HostAudit] = []
+                for fut in sorted(done, key=lambda f: futures[f][0]):
+                    job = futures[fut][1]
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # a bug must not cost the other hosts
+                        res = HostAudit(job.host, job.groups, job.platform, "error",
+                                        f"internal error: {type(exc).__name__}: {exc}")
+                    results[job.host] = res
+                    batch.append(res)
+                ctx.record_all([_host_entry(ctx, res) for res in batch])
+                for res in batch:
+                    n += 1
+                    if progress:
+                        progress(res, n, len(jobs))
+        touched = _ansible_baselines(ctx, jobs, results, today)
+        if touched:
+            ctx.record_all([_host_entry(ctx, results[h], "audit.ansible") for h in touched])
         run.hosts.extend(results[job.host] for job in jobs)
     finally:
         ctx.record("audit.end", "finished" if len(run.hosts) == len(jobs) else "aborted",
@@ -60,7 +90,7 @@ def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, 
                        today: date) -> list[str]:
     """Baselines with `ansible.playbook`: one check-mode run per playbook over its hosts.
     Returns the hosts whose results it extended."""
-    from orchestrator.execution.checkmode import run_check_mode
+    from orchestrator.execution.checkmode import CheckModeResult, run_check_mode
 
     by_playbook: dict[str, list[HostJob]] = {}
     for job in jobs:
@@ -74,7 +104,7 @@ def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, 
     touched: list[str] = []
     strict = getattr(ctx.settings, "host_keys", "strict") == "strict"
     for playbook, pjobs in by_playbook.items():
-        hosts = [j.host for j in pjobs]
+        hosts = {j.host: j.vars for j in pjobs}  # the connection decides the plugin
         try:
             outcome = run_check_mode(ctx.playbooks / playbook, ctx.inventory_path, hosts,
                                      known_hosts=_known_hosts_files(ctx, pjobs),

@@ -12,6 +12,7 @@ from pathlib import Path
 from orchestrator.changelog.record import GENESIS, Entry, Record, seal
 from orchestrator.changelog.store import ChangeLogStore, LogFilter
 from orchestrator.errors import StateError
+from orchestrator.privatefs import private_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -64,7 +65,7 @@ class SqliteStore(ChangeLogStore):
 
     def _open(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self.path.parent)  # .orchestrator/ 0700, whoever creates it first
             if not self.path.exists():
                 fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
@@ -89,26 +90,36 @@ class SqliteStore(ChangeLogStore):
         return conn
 
     def append(self, entry: Entry) -> Record:
+        return self.append_many([entry])[0]
+
+    def append_many(self, entries: list[Entry]) -> list[Record]:
+        """One transaction (one sync to disk) for all `entries`, chained in order."""
+        out: list[Record] = []
+        if not entries:
+            return out
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 row = self._conn.execute(
                     "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
                 seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-                rec = seal(entry, seq, prev)
-                self._conn.execute(
-                    f"INSERT INTO records ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (rec.seq, rec.time, rec.run, rec.occurrence, rec.policyRevision, rec.actor,
-                     rec.host, rec.group, rec.action, rec.status,
-                     json.dumps(rec.details, sort_keys=True, ensure_ascii=False),
-                     rec.prevHash, rec.hash))
+                for entry in entries:
+                    rec = seal(entry, seq, prev)
+                    self._conn.execute(
+                        f"INSERT INTO records ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (rec.seq, rec.time, rec.run, rec.occurrence, rec.policyRevision,
+                         rec.actor, rec.host, rec.group, rec.action, rec.status,
+                         json.dumps(rec.details, sort_keys=True, ensure_ascii=False),
+                         rec.prevHash, rec.hash))
+                    out.append(rec)
+                    seq, prev = seq + 1, rec.hash
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
-        return rec
+        return out
 
     def records(self, flt: LogFilter | None = None) -> Iterator[Record]:
         flt = flt or LogFilter()

@@ -27,6 +27,11 @@ class ChangeLogStore(ABC):
     def append(self, entry: Entry) -> Record:
         """Seal and store one record atomically, as it happens."""
 
+    def append_many(self, entries: list[Entry]) -> list[Record]:
+        """Seal and store `entries` in order, all or none (backends make it one transaction:
+        one disk sync for records that are ready together)."""
+        return [self.append(e) for e in entries]
+
     @abstractmethod
     def records(self, flt: LogFilter | None = None) -> Iterator[Record]:
         """Records in seq order, filtered."""

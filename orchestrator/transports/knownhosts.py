@@ -2,16 +2,23 @@
 
 Understands plain and hashed (`|1|salt|hash`) host names, comma lists, `*`/`?` patterns,
 `!` negation and the `@revoked` marker (`@cert-authority` lines are ignored).
+
+Each file is read and indexed once per process and re-read when it changes (its size, inode,
+mtime or ctime differ, or it was modified too recently for its timestamps to tell): plain
+names are a dictionary lookup, hashed names cost one HMAC per distinct salt, and the lines
+with patterns or negations are matched in full. What a host name matched is cached with the
+index, so checking one connection's key reads nothing twice.
 """
 
 from __future__ import annotations
 
 import base64
 import fnmatch
-import hashlib
 import hmac
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +32,13 @@ ALGORITHMS = {
     "ssh-dss": ("ssh-dss",),
 }
 
+# A file modified less than this long before it was indexed is re-read at every lookup:
+# timestamps are coarser than a write, so "same stat" would not prove "same content".
+RACY_SECONDS = 2.0
+
 _write_lock = threading.Lock()
+_index_lock = threading.Lock()
+_indexes: dict[str, _FileIndex] = {}
 
 
 @dataclass(frozen=True)
@@ -41,17 +54,43 @@ class KnownKey:
         return f"{self.file}:{self.line}"
 
 
-def _hashed_match(pattern: str, name: str) -> bool:
+def _hashed_field(pattern: str) -> tuple[bytes, bytes] | None:
+    """(salt, digest) of a `|1|salt|hash` field; None if it is malformed (it never matches)."""
     try:
         _, one, salt_b64, hash_b64 = pattern.split("|")
         if one != "1":
-            return False
-        salt = base64.b64decode(salt_b64)
-        want = base64.b64decode(hash_b64)
+            return None
+        return base64.b64decode(salt_b64), base64.b64decode(hash_b64)
     except (ValueError, TypeError):
+        return None
+
+
+def _one_shot_hmac() -> Callable[[bytes, bytes, str], bytes]:
+    """OpenSSL's one-shot HMAC without hmac.digest's Python wrapper (a hashed known_hosts
+    costs one HMAC per line and host: the wrapper was a third of it), if it works here."""
+    try:
+        from _hashlib import hmac_digest  # type: ignore[import-not-found]
+
+        if hmac_digest(b"k", b"m", "sha1") == hmac.digest(b"k", b"m", "sha1"):
+            return hmac_digest  # type: ignore[no-any-return]
+    except (ImportError, ValueError):
+        pass
+    return hmac.digest
+
+
+_hmac = _one_shot_hmac()
+
+
+def _hmac_sha1(salt: bytes, name: str) -> bytes:
+    return _hmac(salt, name.encode(), "sha1")
+
+
+def _hashed_match(pattern: str, name: str) -> bool:
+    parsed = _hashed_field(pattern)
+    if parsed is None:
         return False
-    got = hmac.new(salt, name.encode(), hashlib.sha1).digest()
-    return hmac.compare_digest(got, want)
+    salt, want = parsed
+    return hmac.compare_digest(_hmac_sha1(salt, name), want)
 
 
 def host_matches(field: str, name: str) -> bool:
@@ -69,31 +108,111 @@ def host_matches(field: str, name: str) -> bool:
     return matched
 
 
+class _FileIndex:
+    """One known_hosts file, parsed: every key line filed where a lookup finds it fastest."""
+
+    __slots__ = ("exact", "found", "hashed", "patterns", "racy", "stamp")
+
+    def __init__(self, stamp: tuple[int, ...] | None, racy: bool = False) -> None:
+        self.stamp = stamp  # None: missing or unreadable (it lists nothing)
+        self.racy = racy
+        self.exact: dict[str, list[KnownKey]] = {}  # plain names
+        self.hashed: dict[bytes, dict[bytes, list[KnownKey]]] = {}  # salt -> HMAC -> keys
+        self.patterns: list[tuple[str, KnownKey]] = []  # lines with * ? or !
+        self.found: dict[str, tuple[KnownKey, ...]] = {}  # name -> its keys, once asked
+
+    def add(self, host_field: str, key: KnownKey) -> None:
+        if host_field.startswith("|"):
+            parsed = _hashed_field(host_field)
+            if parsed is not None:
+                salt, digest = parsed
+                self.hashed.setdefault(salt, {}).setdefault(digest, []).append(key)
+            return
+        names = host_field.split(",")
+        if any(n.startswith("!") or "*" in n or "?" in n for n in names):
+            self.patterns.append((host_field, key))
+            return
+        for n in dict.fromkeys(names):  # a name listed twice on one line is one match
+            self.exact.setdefault(n, []).append(key)
+
+    def lookup(self, name: str) -> tuple[KnownKey, ...]:
+        hit = self.found.get(name)
+        if hit is not None:
+            return hit
+        keys = list(self.exact.get(name, ()))
+        if self.hashed:
+            encoded, digest = name.encode(), _hmac
+            for hit in [h for salt, table in self.hashed.items()
+                        if (h := table.get(digest(salt, encoded, "sha1")))]:
+                keys += hit
+        keys += [k for host_field, k in self.patterns if host_matches(host_field, name)]
+        keys.sort(key=lambda k: k.line)  # file order, as a line-by-line scan finds them
+        self.found[name] = result = tuple(keys)
+        return result
+
+
+def _stamp(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _parse(file: str, text: str, stamp: tuple[int, ...], racy: bool) -> _FileIndex:
+    index = _FileIndex(stamp, racy)
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        revoked = False
+        if parts[0].startswith("@"):
+            if parts[0] != "@revoked":
+                continue
+            revoked = True
+            parts = parts[1:]
+        if len(parts) < 3:
+            continue
+        index.add(parts[0], KnownKey(file, n, parts[1], parts[2], revoked))
+    return index
+
+
+def _index(file: str) -> _FileIndex:
+    """The index of `file`, re-read if the file changed since it was indexed."""
+    try:
+        st = os.stat(file)
+    except OSError:
+        return _FileIndex(None)
+    stamp = _stamp(st)
+    with _index_lock:
+        cached = _indexes.get(file)
+        if cached is not None and cached.stamp == stamp and not cached.racy:
+            return cached
+        try:
+            with open(file, "rb") as f:
+                st = os.fstat(f.fileno())
+                data = f.read()
+        except OSError:
+            _indexes.pop(file, None)
+            return _FileIndex(None)
+        racy = time.time() - st.st_mtime < RACY_SECONDS or time.time() - st.st_ctime < RACY_SECONDS
+        index = _parse(file, data.decode("utf-8", errors="replace"), _stamp(st), racy)
+        _indexes[file] = index
+        return index
+
+
+def forget(file: str | None = None) -> None:
+    """Drop the index of `file` (of every file if None): the next lookup reads it again."""
+    with _index_lock:
+        if file is None:
+            _indexes.clear()
+        else:
+            _indexes.pop(file, None)
+
+
 def lookup(files: list[str], name: str) -> list[KnownKey]:
-    """Every key listed for `name` (OpenSSH naming: host or [host]:port) across `files`."""
+    """Every key listed for `name` (OpenSSH naming: host or [host]:port) across `files`, in
+    file and line order."""
     found: list[KnownKey] = []
     for f in files:
-        try:
-            text = Path(f).read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            continue
-        except OSError:
-            continue
-        for n, raw in enumerate(text.splitlines(), 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            parts = line.split()
-            revoked = False
-            if parts[0].startswith("@"):
-                if parts[0] != "@revoked":
-                    continue
-                revoked = True
-                parts = parts[1:]
-            if len(parts) < 3:
-                continue
-            if host_matches(parts[0], name):
-                found.append(KnownKey(f, n, parts[1], parts[2], revoked))
+        found.extend(_index(f).lookup(name))
     return found
 
 
@@ -126,21 +245,29 @@ def known_types(files: list[str], name: str) -> set[str]:
 def append(file: str, name: str, keytype: str, key_b64: str) -> int:
     """Add a key line (file created 0600, folder 0700); returns the new line's number."""
     with _write_lock:
-        path = Path(file)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        forget(file)
         try:
-            size = os.fstat(fd).st_size
-            prefix = b""
-            if size:
-                os.lseek(fd, size - 1, os.SEEK_SET)
-                if os.read(fd, 1) != b"\n":
-                    prefix = b"\n"
-                os.lseek(fd, 0, os.SEEK_SET)
-                existing = os.read(fd, size + 1).count(b"\n") + (1 if prefix else 0)
-            else:
-                existing = 0
-            os.write(fd, prefix + f"{name} {keytype} {key_b64}\n".encode())
+            return _append(file, name, keytype, key_b64)
         finally:
-            os.close(fd)
-        return existing + 1
+            forget(file)
+
+
+def _append(file: str, name: str, keytype: str, key_b64: str) -> int:
+    path = Path(file)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        prefix = b""
+        if size:
+            os.lseek(fd, size - 1, os.SEEK_SET)
+            if os.read(fd, 1) != b"\n":
+                prefix = b"\n"
+            os.lseek(fd, 0, os.SEEK_SET)
+            existing = os.read(fd, size + 1).count(b"\n") + (1 if prefix else 0)
+        else:
+            existing = 0
+        os.write(fd, prefix + f"{name} {keytype} {key_b64}\n".encode())
+    finally:
+        os.close(fd)
+    return existing + 1

@@ -1,4 +1,4 @@
-"""SSH transport over paramiko. The only module that imports paramiko (inside functions).
+"""SSH transport over paramiko. The only module that imports paramiko (through `_paramiko()`).
 
 Connects lazily on first use; checks host keys against known_hosts (strict by default,
 `acceptNew` adds unknown keys, a changed key is always refused); goes through jump hosts
@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import select
 import socket
+import sys
+import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import HostKeyError, TransportError
 from orchestrator.transports import knownhosts
@@ -31,7 +34,40 @@ from orchestrator.transports.sshopts import (
     ssh_options,
 )
 
+if TYPE_CHECKING:
+    from orchestrator.transports.proxycommand import ProxyCommand
+
 MAX_OUTPUT = 64 * 1024 * 1024  # a host that floods us is an error, not an OOM
+
+_import_lock = threading.Lock()
+_loaded: list[ModuleType] = []  # paramiko, once imported
+
+
+def _paramiko() -> ModuleType:
+    """paramiko, imported once: without `invoke` (paramiko.config imports it only for
+    `Match exec` in ssh_config files, which we never read: ~150 ms of every start), and with
+    its loggers silenced (its transport thread logs a traceback for every failed handshake;
+    the TransportError we raise already says what failed, in one line)."""
+    if _loaded:
+        return _loaded[0]
+    with _import_lock:
+        if _loaded:
+            return _loaded[0]
+        block = "invoke" not in sys.modules
+        if block:
+            sys.modules["invoke"] = None  # type: ignore[assignment]  # import fails fast
+        try:
+            import paramiko
+        finally:
+            if block and sys.modules.get("invoke", False) is None:
+                del sys.modules["invoke"]
+        import logging
+
+        log = logging.getLogger("paramiko")
+        if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+            log.addHandler(logging.NullHandler())
+        _loaded.append(paramiko)
+    return paramiko
 
 
 def _reason(exc: BaseException) -> str:
@@ -45,7 +81,15 @@ def _reason(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "timed out"
+    if msg.startswith("Error reading SSH protocol banner"):
+        return "no SSH banner from the server (it closed the connection or timed out)"
+    if msg == "No existing session":
+        return "the SSH handshake did not finish in time"
     return f"{type(exc).__name__}: {msg}"[:300]
+
+
+class _AuthFailed(TransportError):
+    """The server refused our credentials (so whatever carried the connection worked)."""
 
 
 class _HostKeyPolicy:
@@ -104,7 +148,7 @@ class SshTransport:
         self.host_keys = host_keys
         self.connect_timeout = connect_timeout
         self._clients: list[Any] = []  # jump clients first, target last
-        self._proxy: Any = None
+        self._proxy: ProxyCommand | None = None
 
     # -- connection -----------------------------------------------------------------------
     @property
@@ -119,7 +163,7 @@ class SshTransport:
         return TransportError(self.options.name, message)
 
     def _connect_one(self, host: str, port: int, user: str | None, sock: Any, prefix: str) -> Any:
-        import paramiko
+        paramiko = _paramiko()
 
         name = known_hosts_name(host, port)
         client = paramiko.SSHClient()
@@ -153,7 +197,7 @@ class SshTransport:
             raise
         except paramiko.AuthenticationException as exc:
             client.close()
-            raise TransportError(
+            raise _AuthFailed(
                 o.name, f"{prefix}authentication failed for user {user!r}: {_reason(exc)}"
             ) from None
         except (OSError, EOFError, paramiko.SSHException) as exc:
@@ -167,29 +211,34 @@ class SshTransport:
         if self.connected:
             return
         self.close()
-        import paramiko
-
         o = self.options
         sock: Any = None
         try:
             if o.proxy_command:
+                from orchestrator.transports.proxycommand import ProxyCommand
+
                 cmd = expand_proxy_command(o.proxy_command, o.host, o.port, o.user)
-                try:
-                    sock = self._proxy = paramiko.ProxyCommand(cmd)
-                except (OSError, paramiko.SSHException) as exc:
-                    raise self._fail(f"ProxyCommand failed to start: {_reason(exc)}") from None
+                self._proxy = ProxyCommand(cmd, o.name)
+                sock = self._proxy.sock
             for jump in o.jumps:
                 prefix = f"jump host {jump.host}:{jump.port}: "
                 client = self._connect_one(jump.host, jump.port, jump.user or o.user, sock, prefix)
                 self._clients.append(client)
                 sock = self._open_tunnel(client, prefix)
             self._clients.append(self._connect_one(o.host, o.port, o.user, sock, ""))
-        except TransportError:
+        except (HostKeyError, _AuthFailed):  # the server answered: the proxy worked
             self.close()
+            raise
+        except TransportError as exc:
+            why = self._proxy.failure() if self._proxy is not None else None
+            self.close()
+            if why:
+                raise TransportError(o.name, f"cannot connect to {o.host}:{o.port}: {why}") \
+                    from exc
             raise
 
     def _open_tunnel(self, jump_client: Any, prefix: str) -> Any:
-        import paramiko
+        paramiko = _paramiko()
 
         nxt = (
             self.options.jumps[len(self._clients)]
@@ -207,7 +256,7 @@ class SshTransport:
 
     # -- commands -------------------------------------------------------------------------
     def run(self, command: str, *args: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> Result:
-        import paramiko
+        paramiko = _paramiko()
 
         line = posix_command(command, args)
         self.connect()

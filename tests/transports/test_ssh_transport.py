@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -241,3 +244,111 @@ def test_proxy_command(sshd_factory, tmp_path):
     finally:
         t.close()
     assert f"target 127.0.0.4 port {target.port}" in jump.log.read_text()
+
+
+def _proxy_hv(command: str) -> dict:
+    return {"ansible_host": "192.0.2.10", "ansible_port": 22, "ansible_user": "root",
+            "ansible_ssh_common_args": f"-o ProxyCommand={shlex.quote(command)}"}
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("sh -c 'echo gateway unreachable >&2; exit 3'",
+         "web-01: cannot connect to 192.0.2.10:22: ProxyCommand 'sh' exited with status 3 "
+         "before the SSH connection was set up: gateway unreachable"),
+        ("false",
+         "web-01: cannot connect to 192.0.2.10:22: ProxyCommand 'false' exited with status 1 "
+         "before the SSH connection was set up"),
+        ("sh -c 'printf \"\\033]0;forged\\a\\n\" >&2; kill -9 $$'",
+         "web-01: cannot connect to 192.0.2.10:22: ProxyCommand 'sh' was killed by signal 9 "
+         "before the SSH connection was set up: \\x1b]0;forged\\x07"),
+        ("/nonexistent/proxy %h %p",
+         "web-01: cannot start ProxyCommand '/nonexistent/proxy': No such file or directory"),
+    ],
+)
+def test_failed_proxy_command_is_one_line_naming_the_host(tmp_path, command, expected):
+    t = get_transport("ssh", _proxy_hv(command), settings(tmp_path / "kh", connect_timeout=10),
+                      host="web-01")
+    start = time.monotonic()
+    with pytest.raises(TransportError) as err:
+        t.run("true")
+    assert str(err.value) == expected
+    assert time.monotonic() - start < 5  # the proxy's exit is seen at once, not at the timeout
+
+
+def test_failed_proxy_command_prints_no_traceback(tmp_path):
+    """paramiko's transport thread logs a traceback when a handshake fails or times out; it
+    must not reach the terminal (a fresh process: pytest's log handlers would hide it here)."""
+    script = (
+        "from pathlib import Path\n"
+        "from orchestrator.transports import TransportSettings, get_transport\n"
+        "from orchestrator.errors import TransportError\n"
+        f"s = TransportSettings(known_hosts=Path({str(tmp_path / 'kh')!r}), connect_timeout=1)\n"
+        f"for cmd in ['sh -c \"exit 255\"', 'sleep 120']:\n"
+        f"    hv = {_proxy_hv('CMD')!r}\n"
+        "    hv['ansible_ssh_common_args'] = '-o ProxyCommand=' + repr(cmd)\n"
+        "    try:\n"
+        "        get_transport('ssh', hv, s, host='web-01').run('true')\n"
+        "    except TransportError as exc:\n"
+        "        print(exc)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=60)
+    assert p.stderr == ""
+    first, second = p.stdout.splitlines()
+    assert first == ("web-01: cannot connect to 192.0.2.10:22: ProxyCommand 'sh' exited "
+                     "with status 255 before the SSH connection was set up")
+    assert second.startswith("web-01: cannot connect to 192.0.2.10:22: ")
+    assert "Traceback" not in second and "ProxyCommand" not in second  # it was still running
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "sleep 120" not in ps.splitlines()  # its whole group was ended
+
+
+def test_proxy_command_process_group_ends_with_the_connection(sshd_factory, tmp_path):
+    jump = sshd_factory("127.0.0.3")
+    target = sshd_factory("127.0.0.4")
+    kh = tmp_path / "kh"
+    kh.write_text(jump.known_hosts_line() + target.known_hosts_line())
+    pids = tmp_path / "pids"
+    wrapper = tmp_path / "proxy.sh"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"sleep 300 </dev/null >/dev/null 2>&1 &\necho $! $$ > {pids}\n"
+        f"exec ssh -q -p {jump.port} -i {jump.client_key} -o UserKnownHostsFile={kh} "
+        "-o StrictHostKeyChecking=yes -o BatchMode=yes -W \"$1:$2\" root@127.0.0.3\n")
+    wrapper.chmod(0o755)
+    hv = target.host_vars(ansible_ssh_common_args=f"-o ProxyCommand=\"{wrapper} %h %p\"")
+    t = get_transport("ssh", hv, settings(kh), host="app-01")
+    try:
+        assert t.run("echo", "via proxy").stdout == b"via proxy\n"
+        left = [int(x) for x in pids.read_text().split()]
+        assert all(Path(f"/proc/{pid}").exists() for pid in left)
+    finally:
+        t.close()
+    time.sleep(0.2)
+    alive = [pid for pid in left if Path(f"/proc/{pid}").exists()
+             and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:1]]
+    assert alive == []
+
+
+def test_authentication_failure_through_a_proxy_command_says_so(sshd_factory, tmp_path):
+    """The proxy ends when the refused connection closes; the error is still the server's."""
+    from sshd_server import keygen
+
+    jump = sshd_factory("127.0.0.3")
+    target = sshd_factory("127.0.0.4")
+    kh = tmp_path / "kh"
+    kh.write_text(jump.known_hosts_line() + target.known_hosts_line())
+    other = tmp_path / "other_key"
+    keygen(other)
+    proxy = (
+        f"ssh -q -p {jump.port} -i {jump.client_key} -o UserKnownHostsFile={kh} "
+        f"-o StrictHostKeyChecking=yes -o BatchMode=yes -W %h:%p root@127.0.0.3"
+    )
+    hv = target.host_vars(ansible_ssh_common_args=f'-o ProxyCommand="{proxy}"',
+                          ansible_ssh_private_key_file=str(other))
+    t = get_transport("ssh", hv, settings(kh), host="app-01")
+    with pytest.raises(TransportError) as err:
+        t.run("true")
+    assert str(err.value).startswith("app-01: authentication failed for user ")
