@@ -24,7 +24,7 @@ from orchestrator.facts.base import (
     FactResult,
     Output,
 )
-from orchestrator.transports.base import powershell_quote
+from orchestrator.quoting import powershell_quote
 
 
 @dataclass

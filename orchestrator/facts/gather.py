@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from orchestrator.facts.base import FactRequest, FactResult
 from orchestrator.facts.batch import FactBatch
-from orchestrator.transports.base import Transport
 
 DEFAULT_TIMEOUT = 60.0
 
 
+class RawOutput(Protocol):
+    stdout: bytes
+    stderr: bytes
+
+
+class Runner(Protocol):
+    """What gather needs of a transport (facts never import transports): its shell dialect
+    and `run(command, *args, timeout=)` returning raw stdout and stderr."""
+
+    shell: str
+
+    def run(self, command: str, *args: str, timeout: float = ...) -> RawOutput: ...
+
+
 def gather(
-    transport: Transport,
+    transport: Runner,
     requests: Iterable[FactRequest],
     timeout: float = DEFAULT_TIMEOUT,
     *,

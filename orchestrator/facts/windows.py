@@ -11,7 +11,7 @@ from typing import Any
 
 from orchestrator.facts.base import Fact, FactArgError, FactParseError, Output, no_control, register
 from orchestrator.facts.values import Hotfix, PendingReboot, RegistryValue, WinService
-from orchestrator.transports.base import powershell_quote as pq
+from orchestrator.quoting import powershell_quote as pq
 
 STATUS = {
     1: "Stopped",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -78,26 +77,3 @@ def port_number(raw: object, where: str) -> int:
     return port
 
 
-def posix_command(command: str, args: tuple[str, ...]) -> str:
-    """`command` followed by every arg shlex-quoted: args never reach the shell as code."""
-    for a in args:
-        if "\x00" in a:
-            raise ValueError("argument contains a NUL byte")
-    return " ".join([command, *(shlex.quote(a) for a in args)]) if args else command
-
-
-def powershell_quote(value: str) -> str:
-    """A PowerShell single-quoted literal: nothing inside is expanded; ' (and its look-alikes)
-    are doubled."""
-    if "\x00" in value:
-        raise ValueError("argument contains a NUL byte")
-    out = []
-    for ch in value:
-        out.append(ch)
-        if ch in "'\u2018\u2019\u201a\u201b":
-            out.append(ch)
-    return "'" + "".join(out) + "'"
-
-
-def powershell_command(command: str, args: tuple[str, ...]) -> str:
-    return " ".join([command, *(powershell_quote(a) for a in args)]) if args else command

@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.errors import TransportError
+from orchestrator.quoting import posix_command
 from orchestrator.transports.base import (
     DEFAULT_COMMAND_TIMEOUT,
     Identity,
     RemoteFileError,
     Result,
-    posix_command,
 )
 
 

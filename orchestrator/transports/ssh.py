@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import HostKeyError, TransportError
+from orchestrator.quoting import posix_command
 from orchestrator.transports import knownhosts
 from orchestrator.transports.base import (
     DEFAULT_COMMAND_TIMEOUT,
@@ -25,7 +26,6 @@ from orchestrator.transports.base import (
     Identity,
     RemoteFileError,
     Result,
-    posix_command,
 )
 from orchestrator.transports.sshopts import (
     SshOptions,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import InventoryError, TransportError
+from orchestrator.quoting import powershell_command, powershell_quote
 from orchestrator.transports.base import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -38,8 +39,6 @@ from orchestrator.transports.base import (
     RemoteFileError,
     Result,
     port_number,
-    powershell_command,
-    powershell_quote,
 )
 
 AUTH_METHODS = ("ntlm", "kerberos")

@@ -1,0 +1,74 @@
+"""The architecture's arrows go one way, downwards. Read from the sources (ast), so a new
+import that crosses a layer fails here, whether it sits at the top of a module or inside a
+function."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[2] / "orchestrator"
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((PKG / package).rglob("*.py"))
+
+
+def offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    bad = []
+    for path in modules(package):
+        for name in sorted(imports_of(path)):
+            if any(name == f or name.startswith(f + ".") for f in forbidden):
+                bad.append(f"{path.relative_to(PKG.parent)} imports {name}")
+    return bad
+
+
+def test_the_check_can_see_an_import() -> None:
+    """Guard against a vacuous check: a known import is found."""
+    assert "orchestrator.quoting.powershell_quote" in imports_of(PKG / "facts" / "batch.py")
+
+
+@pytest.mark.parametrize(("package", "forbidden"), [
+    # facts: a command plus a pure parser; they never import transports
+    ("facts", ("orchestrator.transports", "paramiko", "winrm")),
+    # nothing below the maintenance sequence imports it
+    *[(p, ("orchestrator.maintenance",)) for p in
+      ("audit", "execution", "facts", "transports", "changelog", "policy", "inventory",
+       "windows", "reporting", "patching")],
+    # the CLI is the only importer of click, and nothing imports the CLI
+    *[(p, ("orchestrator.cli", "click")) for p in
+      ("audit", "execution", "facts", "transports", "changelog", "policy", "inventory",
+       "windows", "reporting", "patching", "maintenance")],
+    # execution is ansible-runner only: it does not reach into the audit or the transports
+    ("execution", ("orchestrator.audit", "paramiko", "winrm")),
+    # policy and windows are pure: no hosts, no state store
+    ("policy", ("orchestrator.transports", "orchestrator.changelog", "orchestrator.audit")),
+    ("windows", ("orchestrator.transports", "orchestrator.changelog", "orchestrator.audit")),
+])
+def test_layer_imports(package: str, forbidden: tuple[str, ...]) -> None:
+    assert (PKG / package).is_dir(), f"no package {package}"
+    assert offenders(package, forbidden) == []
+
+
+def test_only_transports_import_paramiko_and_winrm() -> None:
+    bad = []
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG)
+        if rel.parts[0] in ("transports", "lab"):
+            continue
+        bad += [f"{rel} imports {n}" for n in imports_of(path)
+                if n.split(".")[0] in ("paramiko", "winrm")]
+    assert bad == []
