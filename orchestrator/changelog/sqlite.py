@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from orchestrator.changelog.record import GENESIS, Entry, Record, seal
@@ -37,6 +37,14 @@ CREATE TABLE IF NOT EXISTS leases (
     holder TEXT NOT NULL,
     acquired TEXT NOT NULL,
     until TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS patch_first_seen (
+    grp TEXT NOT NULL,
+    host TEXT NOT NULL,
+    package TEXT NOT NULL,
+    version TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    PRIMARY KEY (grp, package, version, host)
 );
 """
 BUSY_TIMEOUT_MS = 10_000
@@ -177,6 +185,32 @@ class SqliteStore(ChangeLogStore):
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
         return row[0] if row else None
+
+    def first_seen(self, group: str, host: str, pending: Iterable[tuple[str, str]],
+                   seen: date) -> dict[tuple[str, str], date]:
+        items = sorted(set(pending))
+        if not items:
+            return {}
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO patch_first_seen (grp, host, package, version, "
+                    "first_seen) VALUES (?,?,?,?,?)",
+                    [(group, host, name, version, seen.isoformat()) for name, version in items])
+                out: dict[tuple[str, str], date] = {}
+                for name, version in items:
+                    row = self._conn.execute(
+                        "SELECT MIN(first_seen) FROM patch_first_seen WHERE grp = ? AND "
+                        "package = ? AND version = ?", (group, name, version)).fetchone()
+                    out[(name, version)] = date.fromisoformat(row[0])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from None
+        return out
 
     def close(self) -> None:
         self._conn.close()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from orchestrator.changelog.record import Anchor, Entry, Record, VerifyResult, verify_chain
 
@@ -49,6 +49,14 @@ class ChangeLogStore(ABC):
     @abstractmethod
     def lease_holder(self, key: str) -> str | None:
         """Who holds `key`, if anyone."""
+
+    @abstractmethod
+    def first_seen(self, group: str, host: str, pending: Iterable[tuple[str, str]],
+                   seen: date) -> dict[tuple[str, str], date]:
+        """Note that `host` of `group` has each (package, version) of `pending` pending on
+        `seen` (kept per group, host, package and version; a date already kept stays), and
+        return for each the first date any host of the group had it pending: a patch's age
+        where its source gives no release date (SPEC: "first seen pending in that group")."""
 
     @abstractmethod
     def close(self) -> None: ...
