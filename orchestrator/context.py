@@ -17,6 +17,7 @@ from orchestrator.config import Config
 
 if TYPE_CHECKING:
     from orchestrator.changelog.store import ChangeLogStore
+    from orchestrator.hostpool import HostPool
     from orchestrator.inventory.model import Inventory
     from orchestrator.policy.model import PolicySet
 
@@ -124,6 +125,7 @@ class RunContext:
     inventory_path: Path | None
     playbooks: Path
     occurrence: str | None = None
+    pool: HostPool | None = None  # None: a LocalPool of `forks` threads
 
     def entry(self, action: str, status: str, host: str | None = None,
               group: str | None = None, **details: Any) -> Entry:
@@ -135,6 +137,12 @@ class RunContext:
     def record(self, action: str, status: str, host: str | None = None,
                group: str | None = None, **details: Any) -> None:
         self.store.append(self.entry(action, status, host, group, **details))
+
+    def host_pool(self) -> HostPool:
+        """Where host work runs: the pool given, else threads here bounded by forks."""
+        from orchestrator.hostpool import LocalPool
+
+        return self.pool if self.pool is not None else LocalPool(self.forks)
 
     def record_all(self, entries: list[Entry]) -> None:
         """Write `entries` in one transaction (records that are ready together)."""

@@ -1,17 +1,18 @@
-"""An audit run: hosts in parallel (bounded by forks), each recorded as it finishes.
+"""An audit run: hosts in parallel (the run's host pool, bounded by forks), each recorded as
+it finishes.
 
-Hosts that finish together share one change-log transaction (one sync to disk): once a host is
-done, the run waits at most GROUP_WINDOW for others, then writes them all. So no record is
-written later than GROUP_WINDOW (plus the write itself) after its host finished, and a crash
-loses at most the hosts of that last window.
+Hosts that finish together share one change-log transaction (one sync to disk): the pool hands
+back the hosts that finish within its group window (hostpool.GROUP_WINDOW) of each other, and
+they are written at once. So no record is written later than that window (plus the write
+itself) after its host finished, and a crash loses at most the hosts of that last window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from orchestrator.execution.checkmode import CheckModeResult
 
 Progress = Callable[[HostAudit, int, int], None]
-GROUP_WINDOW = 0.1  # seconds a finished host's record may wait for others to share its write
 
 
 def _host_entry(ctx: RunContext, res: HostAudit, action: str = "audit") -> Entry:
@@ -35,47 +35,33 @@ def _host_entry(ctx: RunContext, res: HostAudit, action: str = "audit") -> Entry
                      findings=[c.to_json() for c in res.findings])
 
 
-def _finished_together(pending: set[Future]) -> tuple[set[Future], set[Future]]:
-    """Wait for a host to finish, then up to GROUP_WINDOW for more: (done, still pending)."""
-    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-    if pending:
-        more, pending = wait(pending, timeout=GROUP_WINDOW, return_when=ALL_COMPLETED)
-        done |= more
-    return done, pending
-
-
 def run_audit(ctx: RunContext, jobs: list[HostJob], *, timeout: float = 60.0,
               today: date | None = None, progress: Progress | None = None) -> AuditRun:
     """Each host's record is written as soon as that host is done, grouped with the hosts
-    that finish within GROUP_WINDOW of it (a crash loses nothing audited before that window);
+    that finish within the pool's group window of it (a crash loses nothing audited before);
     hosts with an `ansible:` baseline get a second record, `audit.ansible`, once their playbook
     has run in check mode."""
     today = today or date.today()
     run = AuditRun(ctx.run_id)
     ctx.record("audit.start", "started", hosts=len(jobs))
     results: dict[str, HostAudit] = {}
+    work = partial(audit_host, settings=ctx.settings, timeout=timeout, today=today)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(ctx.forks, len(jobs) or 1))) as pool:
-            futures = {pool.submit(audit_host, job, ctx.settings, timeout, today): (i, job)
-                       for i, job in enumerate(jobs)}
-            pending, n = set(futures), 0
-            while pending:
-                done, pending = _finished_together(pending)
-                batch: list[HostAudit] = []
-                for fut in sorted(done, key=lambda f: futures[f][0]):
-                    job = futures[fut][1]
-                    try:
-                        res = fut.result()
-                    except Exception as exc:  # a bug must not cost the other hosts
-                        res = HostAudit(job.host, job.groups, job.platform, "error",
-                                        f"internal error: {type(exc).__name__}: {exc}")
-                    results[job.host] = res
-                    batch.append(res)
-                ctx.record_all([_host_entry(ctx, res) for res in batch])
-                for res in batch:
-                    n += 1
-                    if progress:
-                        progress(res, n, len(jobs))
+        n = 0
+        for finished in ctx.host_pool().run(work, jobs):
+            batch: list[HostAudit] = []
+            for f in finished:
+                job = f.job
+                res = f.result if f.error is None else HostAudit(
+                    job.host, job.groups, job.platform, "error",
+                    f"internal error: {type(f.error).__name__}: {f.error}")
+                results[job.host] = res
+                batch.append(res)
+            ctx.record_all([_host_entry(ctx, res) for res in batch])
+            for res in batch:
+                n += 1
+                if progress:
+                    progress(res, n, len(jobs))
         touched = _ansible_baselines(ctx, jobs, results, today)
         if touched:
             ctx.record_all([_host_entry(ctx, results[h], "audit.ansible") for h in touched])

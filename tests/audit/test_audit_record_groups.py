@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import hostpool
 from orchestrator.audit import run as audit_run
 from orchestrator.audit.host import HostJob
 from orchestrator.audit.result import HostAudit
@@ -41,8 +42,8 @@ def jobs(n: int) -> list[HostJob]:
 
 
 def test_hosts_finishing_together_are_one_transaction(tmp_path, monkeypatch):
-    monkeypatch.setattr(audit_run, "GROUP_WINDOW", 5.0)  # generous: the hosts finish at once
-    monkeypatch.setattr(audit_run, "audit_host", lambda job, *a: HostAudit(
+    monkeypatch.setattr(hostpool, "GROUP_WINDOW", 5.0)  # generous: the hosts finish at once
+    monkeypatch.setattr(audit_run, "audit_host", lambda job, *a, **k: HostAudit(
         job.host, job.groups, job.platform, "compliant"))
     store = CountingStore(tmp_path / "state.db")
     seen: list[tuple[str, int]] = []
@@ -61,10 +62,10 @@ def test_hosts_finishing_together_are_one_transaction(tmp_path, monkeypatch):
 def test_no_record_waits_for_a_slow_host(tmp_path, monkeypatch):
     """web-01 finishes at once, web-02 a second later: web-01's record is written within
     GROUP_WINDOW of its finish, not with web-02's."""
-    monkeypatch.setattr(audit_run, "GROUP_WINDOW", 0.1)
+    monkeypatch.setattr(hostpool, "GROUP_WINDOW", 0.1)
     finished: dict[str, float] = {}
 
-    def audit_host(job, *a):
+    def audit_host(job, *a, **k):
         if job.host == "web-02":
             time.sleep(1.0)
         finished[job.host] = time.monotonic()
@@ -80,10 +81,10 @@ def test_no_record_waits_for_a_slow_host(tmp_path, monkeypatch):
 
 
 def test_a_host_that_raises_is_recorded_with_the_others(tmp_path, monkeypatch):
-    monkeypatch.setattr(audit_run, "GROUP_WINDOW", 5.0)
+    monkeypatch.setattr(hostpool, "GROUP_WINDOW", 5.0)
     gate = threading.Barrier(3)
 
-    def audit_host(job, *a):
+    def audit_host(job, *a, **k):
         gate.wait(timeout=10)
         if job.host == "web-02":
             raise RuntimeError("bug")
