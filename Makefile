@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the lab and the SSH tests need (checked by the command each provides).
 SYSTEM_DEPS := /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client \
-               /usr/sbin/debootstrap:debootstrap /usr/bin/zstd:zstd /usr/bin/unshare:util-linux
+               /usr/sbin/debootstrap:debootstrap /usr/bin/zstd:zstd /usr/bin/unshare:util-linux \
+               /usr/bin/gpg:gpg /usr/bin/gpg-agent:gpg-agent /usr/bin/gpgconf:gpgconf \
+               /usr/bin/gpgv:gpgv /usr/bin/rpmbuild:rpm /usr/bin/createrepo_c:createrepo-c
 
 .PHONY: demo test lint venv system-deps bytecode clean
 

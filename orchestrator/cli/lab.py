@@ -25,13 +25,17 @@ def lab() -> None:
               help="Linux hosts (lab-01...).")
 @click.option("--windows", default=0, show_default=True, type=click.IntRange(0, 200),
               help="Windows hosts (lab-win-01..., WinRM protocol level only).")
+@click.option("--rpm", default=0, show_default=True, type=click.IntRange(0, 200),
+              help="RPM hosts managed by dnf (lab-rpm-01..., group lab_rpm).")
+@click.option("--zypper", default=0, show_default=True, type=click.IntRange(0, 200),
+              help="RPM hosts managed by zypper (lab-zypper-01..., group lab_zypper).")
 @click.pass_context
-def up(ctx: click.Context, hosts: int, windows: int) -> None:
+def up(ctx: click.Context, hosts: int, windows: int, rpm: int, zypper: int) -> None:
     """Start the lab (builds and caches the base rootfs on first use)."""
     a = app(ctx)
     lab_ = _lab()
     lab_.log = lambda msg: info(a, msg)
-    status = lab_.up(hosts=hosts, windows=windows)
+    status = lab_.up(hosts=hosts, windows=windows, rpm=rpm, zypper=zypper)
     if a.output_format == "json":
         emit_json(status)
     else:

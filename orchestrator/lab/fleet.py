@@ -1,15 +1,17 @@
 """The Lab API: bring the local fleet up and down, and reach into it from tests.
 
     lab = Lab(Path(".orchestrator/lab"))
-    lab.up(hosts=5, windows=1)      # idempotent; returns when every service answers
+    lab.up(hosts=5, windows=1, rpm=1, zypper=1)   # idempotent; returns when all answer
     lab.inventory_path              # Ansible inventory (YAML, 0600: holds BMC/WinRM passwords)
     lab.ssh("lab-01", "hostname")   # CompletedProcess, strict host-key checking
     lab.reset_host("lab-03")        # fresh writable layer, same host key
     lab.down(wipe=False)            # nothing left running, mounted or listening
 
 Addresses: 127.B.0.(10+i) for lab-i, 127.B.1.(10+i) for its BMC, 127.B.2.(10+i) for lab-win-i,
-127.B.3.1 for the apt repository; B is derived from the lab folder so that two labs in different
-folders do not collide (one chance in 200).
+127.B.3.1 for the package repository (apt at /debian, RPM at /rpm), 127.B.4/5.(10+i) for
+lab-rpm-i and its BMC, 127.B.6/7.(10+i) for lab-zypper-i and its BMC (orchestrator.lab.flavours);
+B is derived from the lab folder so that two labs in different folders do not collide (one chance
+in 200).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import zlib
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from orchestrator.lab import procs
 from orchestrator.lab.errors import LabSetupError, LabStartError
+from orchestrator.lab.flavours import FLAVOURS
 
 HERE = Path(__file__).resolve().parent
 MAX_HOSTS = 200
@@ -36,6 +40,9 @@ MAX_HOSTS = 200
 LAB_EXTRA_MODULES = ("flask", "werkzeug", "sushy_tools")
 BMC_USER = "admin"
 WIN_USER = "Administrator"
+# Bumped when what the lab layers or repositories hold changes: a lab folder built by an older
+# version rebuilds them at the next `lab up` (v2: signed apt repository, RPM flavours).
+LAYER_VERSION = "v2"
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class LabHost:
     port: int
     bmc_address: str  # host:port of its BMC (HTTPS)
     bmc_system_id: str
+    flavour: str = "apt"  # apt | rpm | zypper (orchestrator.lab.flavours)
 
 
 @dataclass(frozen=True)
@@ -127,53 +135,77 @@ class Lab:
         _write_private(self.state_path, json.dumps(state, indent=2))
 
     @property
-    def hosts(self) -> list[LabHost]:
+    def linux_hosts(self) -> list[LabHost]:
+        """Every Linux host, all flavours."""
         return [LabHost(**h) for h in self._state().get("hosts", [])]
+
+    @property
+    def hosts(self) -> list[LabHost]:
+        """The Debian (apt) hosts lab-NN, inventory group lab_linux."""
+        return [h for h in self.linux_hosts if h.flavour == "apt"]
+
+    @property
+    def rpm_hosts(self) -> list[LabHost]:
+        """The dnf hosts lab-rpm-NN, inventory group lab_rpm."""
+        return [h for h in self.linux_hosts if h.flavour == "rpm"]
+
+    @property
+    def zypper_hosts(self) -> list[LabHost]:
+        """The zypper hosts lab-zypper-NN, inventory group lab_zypper."""
+        return [h for h in self.linux_hosts if h.flavour == "zypper"]
 
     @property
     def windows_hosts(self) -> list[WindowsHost]:
         return [WindowsHost(**h) for h in self._state().get("windows", [])]
 
     @property
+    def repo_address(self) -> tuple[str, int]:
+        """(address, port) of the package repository (apt at /debian, RPM at /rpm)."""
+        repo = self._state().get("repo")
+        if not repo:
+            raise LabSetupError(f"{self.root}: the lab is not up; run 'lab up'")
+        return repo["address"], repo["port"]
+
+    @property
     def secrets(self) -> dict:
         return self._state().get("secrets", {})
 
     # ---- up ----------------------------------------------------------------------------
-    def up(self, hosts: int = 3, windows: int = 0) -> dict:
-        if not 0 <= hosts <= MAX_HOSTS or not 0 <= windows <= MAX_HOSTS:
-            raise LabSetupError(f"lab size must be 0..{MAX_HOSTS} hosts and windows hosts")
-        if hosts:
+    def up(self, hosts: int = 3, windows: int = 0, rpm: int = 0, zypper: int = 0) -> dict:
+        counts = {"apt": hosts, "rpm": rpm, "zypper": zypper}
+        if not all(0 <= n <= MAX_HOSTS for n in (hosts, windows, rpm, zypper)):
+            raise LabSetupError(f"lab size must be 0..{MAX_HOSTS} hosts of each kind")
+        if hosts or rpm or zypper:
             check_lab_extra()
         if os.geteuid() != 0:
             raise LabSetupError("the lab needs root (namespaces, mounts): run it as root")
         state = self._state()
-        if state and state.get("size") == [hosts, windows] and self._all_alive(state):
+        size = [hosts, windows, rpm, zypper]
+        if state and _size(state) == size and self._all_alive(state):
             return self.status()
         if state:
             self.down()
-        from orchestrator.lab.rootfs import ensure_rootfs
-
         t0 = time.monotonic()
         from orchestrator.privatefs import private_dir
 
         private_dir(self.root)  # .orchestrator/ too, when `lab up` is the first command
         os.chmod(self.root, 0o700)
-        base = ensure_rootfs(self.log)
         self._ensure_keys()
-        self._ensure_repo_and_layer(base)
-        state = {"size": [hosts, windows], "procs": {}, "secrets": self._ensure_secrets()}
+        self._ensure_repos_and_layers({f for f, n in counts.items() if n or f == "apt"})
+        state = {"size": size, "procs": {}, "secrets": self._ensure_secrets()}
         state["repo"] = {"address": f"{self.net}.3.1",
                          "port": self._port(f"{self.net}.3.1", 80, 8080)}
-        state["hosts"] = [asdict(self._plan_host(i)) for i in range(1, hosts + 1)]
+        state["hosts"] = [asdict(self._plan_host(i, f)) for f, n in counts.items()
+                          for i in range(1, n + 1)]
         state["windows"] = [asdict(w) for w in self._plan_windows(windows)]
         self._save(state)
         try:
             self._start_repo(state)
-            for h in self.hosts:
-                self._prepare_host(h, base, state)
+            for h in self.linux_hosts:
+                self._prepare_host(h, state)
                 state["procs"][h.name] = self._spawn_host(h)
             self._save(state)
-            if hosts:
+            if self.linux_hosts:
                 state["procs"]["redfish"] = self._start_redfish(state)
             if windows:
                 state["procs"]["winrm"] = self._start_winrm(state)
@@ -184,7 +216,8 @@ class Lab:
         except BaseException:
             self.down()
             raise
-        self.log(f"lab: {hosts} Linux and {windows} Windows host(s) up in "
+        extra = "".join(f", {n} {f}" for f, n in (("rpm", rpm), ("zypper", zypper)) if n)
+        self.log(f"lab: {hosts} Linux{extra} and {windows} Windows host(s) up in "
                  f"{time.monotonic() - t0:.1f} s; inventory: {self.inventory_path}")
         return self.status()
 
@@ -199,13 +232,15 @@ class Lab:
         raise LabStartError(f"{address}: ports {preferred} and {fallback} are both in use; "
                             "stop whatever listens there or run the lab from another folder")
 
-    def _plan_host(self, i: int) -> LabHost:
-        addr = f"{self.net}.0.{10 + i}"
-        bmc = f"{self.net}.1.{10 + i}"
+    def _plan_host(self, i: int, flavour: str = "apt") -> LabHost:
+        fl = FLAVOURS[flavour]
+        addr = f"{self.net}.{fl.host_octet}.{10 + i}"
+        bmc = f"{self.net}.{fl.bmc_octet}.{10 + i}"
         bmc_port = self._port(bmc, 443, 8443)
-        return LabHost(name=f"lab-{i:02d}", address=addr, port=self._port(addr, 22, 2222),
+        name = f"{fl.prefix}{i:02d}"
+        return LabHost(name=name, address=addr, port=self._port(addr, 22, 2222),
                        bmc_address=bmc if bmc_port == 443 else f"{bmc}:{bmc_port}",
-                       bmc_system_id=f"lab-{i:02d}")
+                       bmc_system_id=name, flavour=flavour)
 
     def _plan_windows(self, count: int) -> list[WindowsHost]:
         out = []
@@ -229,23 +264,74 @@ class Lab:
 
         ensure_ca(self.root)
 
-    def _ensure_repo_and_layer(self, base: Path) -> None:
-        from orchestrator.lab.layer import build_layer
-        from orchestrator.lab.repo import build_repo
+    def layer_path(self, flavour: str) -> Path:
+        return self.root / ("layer" if flavour == "apt" else f"layer-{flavour}")
 
-        marker = self.root / "layer.ok"
-        if marker.exists():
+    def _ensure_repos_and_layers(self, flavours: set[str]) -> None:
+        """Build (once per lab folder and LAYER_VERSION) the signing key, the apt and RPM
+        repositories and the shared layer of each flavour in `flavours`."""
+        from orchestrator.lab.signing import LabKey
+
+        key = LabKey(self.root / "gnupg")
+        with key.session():
+            if not _marked(self.root / "repo-debian.ok"):
+                self.log("lab: building the signed apt repository")
+                from orchestrator.lab.repo import build_repo
+
+                key.ensure()
+                _unmark(self.root / "repo-debian.ok", self.root / "layer.ok")
+                for sub in ("debian", "initial"):
+                    shutil.rmtree(self.root / "repo" / sub, ignore_errors=True)
+                build_repo(self.root / "repo", key)
+                _mark(self.root / "repo-debian.ok")
+            if flavours - {"apt"} and not _marked(self.root / "repo-rpm.ok"):
+                self.log("lab: building the signed RPM repository")
+                from orchestrator.lab.rpmrepo import build_rpm_repo
+
+                key.ensure()
+                _unmark(self.root / "repo-rpm.ok", self.root / "layer-rpm.ok",
+                        self.root / "layer-zypper.ok")
+                for sub in ("rpm", "rpm-initial"):
+                    shutil.rmtree(self.root / "repo" / sub, ignore_errors=True)
+                build_rpm_repo(self.root / "repo", key)
+                _mark(self.root / "repo-rpm.ok")
+            for flavour in sorted(flavours):
+                self._ensure_layer(flavour, key)
+
+    def _ensure_layer(self, flavour: str, key) -> None:
+        from orchestrator.lab.flavours import LAYER_FILES_BY_FLAVOUR, RPM_KEY_PATH
+        from orchestrator.lab.layer import INSTALL_RPMS, build_layer
+        from orchestrator.lab.repo import KEYRING
+        from orchestrator.lab.rootfs import ensure_rootfs
+
+        layer = self.layer_path(flavour)
+        marker = layer.with_name(layer.name + ".ok")
+        if _marked(marker):
             return
-        self.log("lab: building the package repository and the shared lab layer")
-        for path in (self.root / "repo", self.root / "layer", self.root / "layer.work"):
+        base = ensure_rootfs(self.log, FLAVOURS[flavour].rootfs)
+        self.log(f"lab: building the shared lab layer of the {flavour} hosts")
+        work = layer.with_name(layer.name + ".work")
+        for path in (layer, work):
             shutil.rmtree(path, ignore_errors=True)
-        initial = build_repo(self.root / "repo")
-        build_layer(base, self.root / "layer", self.root / "layer.work", initial)
-        marker.write_text("ok\n")
+        files: dict[str, tuple[str | bytes, int]] = dict(LAYER_FILES_BY_FLAVOUR[flavour])
+        with tempfile.TemporaryDirectory() as tmp:
+            pub = Path(tmp) / "key"
+            if flavour == "apt":
+                key.export_public(pub, armor=False)
+                files[KEYRING] = (pub.read_bytes(), 0o644)
+                build_layer(base, layer, work, self.root / "repo" / "initial", files)
+            else:
+                key.export_public(pub, armor=True)
+                files[RPM_KEY_PATH] = (pub.read_bytes(), 0o644)
+                build_layer(base, layer, work, self.root / "repo" / "rpm-initial", files,
+                            INSTALL_RPMS)
+        _mark(marker)
 
     # ---- hosts -------------------------------------------------------------------------
-    def _prepare_host(self, h: LabHost, base: Path, state: dict) -> None:
+    def _prepare_host(self, h: LabHost, state: dict) -> None:
         from orchestrator.lab.repo import sources_list
+        from orchestrator.lab.rootfs import ensure_rootfs
+        from orchestrator.lab.rpmrepo import yum_repo, zypp_repo
 
         d = self.host_dir(h.name)
         keys = d / "keys"
@@ -258,7 +344,7 @@ class Lab:
             shutil.rmtree(d / sub, ignore_errors=True)
             (d / sub).mkdir()
         (d / "root").mkdir(exist_ok=True)
-        lowers = [self.root / "layer", base]
+        lowers = [self.layer_path(h.flavour), ensure_rootfs(self.log, FLAVOURS[h.flavour].rootfs)]
         put = _Putter(d / "upper", lowers)
         put("etc/hostname", h.name + "\n")
         put("etc/hosts", f"127.0.0.1\tlocalhost\n{h.address}\t{h.name}\n")
@@ -266,7 +352,12 @@ class Lab:
         put("etc/ssh/ssh_host_ed25519_key.pub", hostkey.with_suffix(".pub").read_text())
         put("root/.ssh/authorized_keys", self.ssh_key_path.with_suffix(".pub").read_text(), 0o600)
         repo = state["repo"]
-        put("etc/apt/sources.list.d/lab.list", sources_list(repo["address"], repo["port"]))
+        if h.flavour == "apt":
+            put("etc/apt/sources.list.d/lab.list", sources_list(repo["address"], repo["port"]))
+        elif h.flavour == "rpm":
+            put("etc/yum.repos.d/lab.repo", yum_repo(repo["address"], repo["port"]))
+        else:
+            put("etc/zypp/repos.d/lab.repo", zypp_repo(repo["address"], repo["port"]))
         (d / "boot_id").write_text(str(uuid.uuid4()) + "\n")
         cfg = {"root": str(d / "root"), "lower": [str(p) for p in lowers],
                "upper": str(d / "upper"), "work": str(d / "work"), "hostname": h.name,
@@ -281,7 +372,7 @@ class Lab:
         return procs.spawn(argv, d / "host.log")
 
     def _host(self, name: str) -> LabHost:
-        for h in self.hosts:
+        for h in self.linux_hosts:
             if h.name == name:
                 return h
         raise LabSetupError(f"{name}: no such lab host (lab status lists them)")
@@ -296,14 +387,12 @@ class Lab:
 
     def start_host(self, name: str, fresh: bool = False) -> None:
         """Start a stopped host; fresh=True discards its writable layer first."""
-        from orchestrator.lab.rootfs import ensure_rootfs
-
         h = self._host(name)
         state = self._state()
         if procs.alive(state["procs"].get(name)):
             return
         if fresh:
-            self._prepare_host(h, ensure_rootfs(self.log), state)
+            self._prepare_host(h, state)
         state["procs"][name] = self._spawn_host(h)
         self._save(state)
         self._wait_host(h, state["procs"][name])
@@ -350,13 +439,13 @@ class Lab:
 
         folder = self.root / "redfish"
         folder.mkdir(exist_ok=True)
-        addrs = [h.bmc_address.split(":")[0] for h in self.hosts]
+        addrs = [h.bmc_address.split(":")[0] for h in self.linux_hosts]
         cert, key = issue_server_cert(self.root, addrs, "redfish")
         pw = state["secrets"]["bmc_password"].encode()
         _write_private(folder / "htpasswd",
                        f"{BMC_USER}:{bcrypt.hashpw(pw, bcrypt.gensalt(rounds=4)).decode()}\n")
         bmcs = []
-        for i, h in enumerate(self.hosts, 1):
+        for i, h in enumerate(self.linux_hosts, 1):
             addr, _, port = h.bmc_address.partition(":")
             bmcs.append({"system_id": h.bmc_system_id, "address": addr, "port": int(port or 443),
                          "host_address": h.address,
@@ -387,12 +476,13 @@ class Lab:
     def _wait_ready(self, state: dict) -> None:
         repo = state["repo"]
         rec = state["procs"]
-        procs.wait_until(lambda: procs.tcp_open(repo["address"], repo["port"]), 20, "apt repo",
+        procs.wait_until(lambda: procs.tcp_open(repo["address"], repo["port"]), 20,
+                         "package repository",
                          lambda: None if procs.alive(rec["repo"]) else "see repo.log")
-        for h in self.hosts:
+        for h in self.linux_hosts:
             self._wait_host(h, rec[h.name])
-        if self.hosts:
-            h0 = self.hosts[-1]
+        if self.linux_hosts:
+            h0 = self.linux_hosts[-1]
             addr, _, port = h0.bmc_address.partition(":")
             procs.wait_until(lambda: procs.https_ok(addr, int(port or 443), self.ca_path), 30,
                              "Redfish emulator",
@@ -404,7 +494,7 @@ class Lab:
     # ---- files -------------------------------------------------------------------------
     def _write_known_hosts(self) -> None:
         lines = []
-        for h in self.hosts:
+        for h in self.linux_hosts:
             pub = (self.host_dir(h.name) / "keys/ssh_host_ed25519_key.pub").read_text().split()
             where = h.address if h.port == 22 else f"[{h.address}]:{h.port}"
             lines.append(f"{where} {pub[0]} {pub[1]}")
@@ -415,9 +505,9 @@ class Lab:
 
         ssh_args = (f"-o UserKnownHostsFile={shlex.quote(str(self.known_hosts_path))} "
                     "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes")
-        linux = {}
-        for h in self.hosts:
-            linux[h.name] = {
+        groups: dict[str, dict] = {fl.group: {} for fl in FLAVOURS.values()}
+        for h in self.linux_hosts:
+            groups[FLAVOURS[h.flavour].group][h.name] = {
                 "ansible_host": h.address, "ansible_port": h.port, "ansible_user": "root",
                 "ansible_ssh_private_key_file": str(self.ssh_key_path),
                 "ansible_ssh_common_args": ssh_args,
@@ -434,8 +524,9 @@ class Lab:
                 "ansible_winrm_scheme": "http", "ansible_user": WIN_USER,
                 "ansible_password": state["secrets"]["win_password"],
             }
-        inv = {"all": {"children": {"lab_linux": {"hosts": linux},
-                                    "lab_windows": {"hosts": win}}}}
+        children = {name: {"hosts": hosts} for name, hosts in groups.items()
+                    if hosts or name == "lab_linux"}
+        inv = {"all": {"children": {**children, "lab_windows": {"hosts": win}}}}
         _write_private(self.inventory_path, "# generated by 'orchestrator lab up'\n"
                        + yaml.safe_dump(inv, sort_keys=False))
 
@@ -446,7 +537,7 @@ class Lab:
         out = {"root": str(self.root), "running": self._all_alive(state) if state else False,
                "inventory": str(self.inventory_path) if state else None, "hosts": [],
                "windows": [], "services": {}}
-        for h in self.hosts:
+        for h in self.linux_hosts:
             out["hosts"].append({**asdict(h), "up": procs.alive(rec.get(h.name)),
                                  "ssh": procs.ssh_banner(h.address, h.port)})
         for w in self.windows_hosts:
@@ -520,6 +611,27 @@ class Lab:
 
     def firmware(self, name: str) -> dict:
         return json.loads(self.firmware_path(name).read_text())
+
+
+def _size(state: dict) -> list[int]:
+    size = list(state.get("size") or [])
+    return size + [0] * (4 - len(size))  # older state files: [hosts, windows]
+
+
+def _marked(marker: Path) -> bool:
+    try:
+        return marker.read_text().strip() == LAYER_VERSION
+    except OSError:
+        return False
+
+
+def _mark(marker: Path) -> None:
+    marker.write_text(LAYER_VERSION + "\n")
+
+
+def _unmark(*markers: Path) -> None:
+    for marker in markers:
+        marker.unlink(missing_ok=True)
 
 
 class _Putter:

@@ -1,10 +1,13 @@
 """pytest fixtures for tests against the lab (register with `pytest_plugins`).
 
-- `lab_fleet` (session): a running Lab with LAB_HOSTS (default 3) Linux and 1 Windows host; the
-  last Linux host is reserved for `lab_fresh_host` and is not meant for shared tests
+- `lab_fleet` (session): a running Lab with LAB_HOSTS (default 3) Debian hosts, LAB_RPM_HOSTS
+  (default 1) dnf hosts, LAB_ZYPPER_HOSTS (default 1) zypper hosts and 1 Windows host; the last
+  Debian host is reserved for `lab_fresh_host` and is not meant for shared tests
   (`lab_fleet.shared_hosts` lists the others).
-- `lab_fresh_host` (function): the name of a host reset to a fresh writable layer before and
-  after this test.
+- `lab_fresh_host` (function): the name of a Debian host reset to a fresh writable layer before
+  and after this test.
+- `lab_fresh_rpm_host`, `lab_fresh_zypper_host` (function): the same for the last dnf and the
+  last zypper host (tests that only read may use `lab_fleet.rpm_hosts` directly).
 Tests using these fixtures are skipped (with the reason) when not root or when the lab
 cannot run here, unless ORCHESTRATOR_LAB_REQUIRED=1 (as `make test` sets): then they fail.
 Each xdist worker gets its own lab folder and addresses.
@@ -35,9 +38,11 @@ def lab_fleet(request: pytest.FixtureRequest):
             pytest.fail("the lab needs root (ORCHESTRATOR_LAB_REQUIRED=1)")
         pytest.skip("the lab needs root")
     hosts = int(os.environ.get("LAB_HOSTS", "3"))
+    rpm = int(os.environ.get("LAB_RPM_HOSTS", "1"))
+    zypper = int(os.environ.get("LAB_ZYPPER_HOSTS", "1"))
     lab = Lab(_lab_root(request.config), log=lambda msg: None)
     try:
-        lab.up(hosts=hosts, windows=1)
+        lab.up(hosts=hosts, windows=1, rpm=rpm, zypper=zypper)
     except LabError as exc:
         if required:
             pytest.fail(f"lab unavailable: {exc}")
@@ -48,8 +53,27 @@ def lab_fleet(request: pytest.FixtureRequest):
     lab.down()
 
 
+def _fresh(lab, hosts: list, kind: str):
+    if not hosts:
+        pytest.skip(f"the lab fleet has no {kind} host (LAB_{kind.upper()}_HOSTS=0)")
+    name = hosts[-1].name
+    lab.reset_host(name)
+    yield name
+    lab.reset_host(name)  # leave the fleet whole for the tests that only read
+
+
 @pytest.fixture
 def lab_fresh_host(lab_fleet):
     lab_fleet.reset_host(lab_fleet.scratch_host)
     yield lab_fleet.scratch_host
     lab_fleet.reset_host(lab_fleet.scratch_host)  # leave the fleet whole for `all` tests
+
+
+@pytest.fixture
+def lab_fresh_rpm_host(lab_fleet):
+    yield from _fresh(lab_fleet, lab_fleet.rpm_hosts, "rpm")
+
+
+@pytest.fixture
+def lab_fresh_zypper_host(lab_fleet):
+    yield from _fresh(lab_fleet, lab_fleet.zypper_hosts, "zypper")

@@ -1,4 +1,5 @@
-"""The lab's apt repository: synthetic packages built with dpkg-deb, two suites, no signatures.
+"""The lab's apt repository: synthetic packages built with dpkg-deb, two suites, signed with the
+lab key (InRelease and Release.gpg; the hosts trust only that key, through `signed-by`).
 
 Installed on every host at version 1.0 (in the shared lab layer); the repository offers:
   acme-tls     1.0+sec1 in bookworm-security (Label Acme-Security): a pending security update
@@ -19,6 +20,7 @@ from email.utils import formatdate
 from pathlib import Path
 
 from orchestrator.lab.errors import LabSetupError
+from orchestrator.lab.signing import LabKey
 
 COMPONENT = "main"
 ARCH = "amd64"
@@ -59,6 +61,8 @@ PACKAGES: tuple[Pkg, ...] = (
 )
 INSTALLED = ("acme-tls", "acme-agent", "acme-kernel", "acme-broken")
 SUITES = {"bookworm": "Acme", "bookworm-security": "Acme-Security"}
+# where the hosts keep the lab key (the only key `signed-by` lets sign the lab repository)
+KEYRING = "etc/apt/keyrings/orchestrator-lab.gpg"
 
 
 def _deb_name(pkg: Pkg) -> str:
@@ -97,8 +101,9 @@ def _control_of(deb: Path) -> str:
     ).stdout.strip()
 
 
-def build_repo(repo_root: Path) -> Path:
-    """Build repo_root/debian with pool/ and dists/; returns the folder of 1.0 debs to install."""
+def build_repo(repo_root: Path, key: LabKey) -> Path:
+    """Build repo_root/debian with pool/ and dists/, each suite signed with `key` (call inside
+    `key.session()`); returns the folder of 1.0 debs to install."""
     debian = repo_root / "debian"
     pool = debian / "pool" / COMPONENT
     pool.mkdir(parents=True, exist_ok=True)
@@ -118,7 +123,10 @@ def build_repo(repo_root: Path) -> Path:
         if pkg.name in INSTALLED and pkg.version == "1.0":
             (installed_dir / deb.name).write_bytes(data)
     for suite, label in SUITES.items():
-        _write_suite(debian / "dists" / suite, suite, label, by_suite[suite])
+        dist = debian / "dists" / suite
+        _write_suite(dist, suite, label, by_suite[suite])
+        key.clearsign(dist / "Release", dist / "InRelease")
+        key.detach_sign(dist / "Release", dist / "Release.gpg", armor=True)
     return installed_dir
 
 
@@ -141,4 +149,4 @@ def _write_suite(dist: Path, suite: str, label: str, stanzas: list[str]) -> None
 
 def sources_list(address: str, port: int) -> str:
     url = f"http://{address}:{port}/debian" if port != 80 else f"http://{address}/debian"
-    return "".join(f"deb [trusted=yes] {url} {suite} {COMPONENT}\n" for suite in SUITES)
+    return "".join(f"deb [signed-by=/{KEYRING}] {url} {suite} {COMPONENT}\n" for suite in SUITES)

@@ -1,11 +1,16 @@
-"""The base root filesystem of the lab hosts: built once by debootstrap, cached as a zstd tarball.
+"""The base root filesystems of the lab hosts: built once by debootstrap, cached as zstd tarballs.
 
 The cache lives in ~/.cache/orchestrator/lab/ (or $ORCHESTRATOR_LAB_CACHE); the unpacked tree
-next to the tarball is the read-only lower layer of every host's overlayfs.
+next to the tarball is the read-only lower layer of every host's overlayfs. One variant per
+package manager: `debian` (apt hosts), `dnf` (Debian's rpm, dnf and dnf-plugins-core) and
+`zypper` (Debian's rpm and zypper; Debian's dnf-plugins-core and zypper both ship
+needs-restarting, so they cannot share a tree). A variant is built only when a host needs it,
+under a lock, so concurrent `lab up`s build it once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -18,6 +23,13 @@ from orchestrator.lab.errors import LabSetupError
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-apt", "openssh-server")
 ROOTFS_VERSION = "v1"  # bump when PACKAGES or the post-processing change
+# variant -> (debootstrap --include packages, cache name)
+VARIANTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "debian": (PACKAGES, f"rootfs-{SUITE}-{ROOTFS_VERSION}"),
+    "dnf": (("python3", "openssh-server", "rpm", "dnf", "dnf-plugins-core"),
+            f"rootfs-{SUITE}-dnf-v1"),
+    "zypper": (("python3", "openssh-server", "rpm", "zypper"), f"rootfs-{SUITE}-zypper-v1"),
+}
 
 
 def cache_dir() -> Path:
@@ -55,17 +67,27 @@ def _need(tool: str, package: str) -> None:
         raise LabSetupError(f"'{tool}' is missing: run 'apt-get install {package}' as root")
 
 
-def ensure_rootfs(log=print) -> Path:
-    """Return the unpacked base rootfs, building or unpacking the cached tarball if needed."""
+def ensure_rootfs(log=print, variant: str = "debian") -> Path:
+    """Return the unpacked rootfs of `variant`, building or unpacking the cached tarball if
+    needed."""
+    packages, name = VARIANTS[variant]
     cache = cache_dir()
-    tree = cache / f"rootfs-{SUITE}-{ROOTFS_VERSION}"
-    tarball = cache / f"rootfs-{SUITE}-{ROOTFS_VERSION}.tar.zst"
+    tree = cache / name
     if (tree / ".lab-complete").exists():
         return tree
     cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another `lab up` may be building it right now
+        if (tree / ".lab-complete").exists():
+            return tree
+        return _unpack(cache / f"{name}.tar.zst", tree, packages, log)
+
+
+def _unpack(tarball: Path, tree: Path, packages: tuple[str, ...], log) -> Path:
+    cache = tarball.parent
     _need("zstd", "zstd")
     if not tarball.exists():
-        _build_tarball(tarball, log)
+        _build_tarball(tarball, packages, log)
     log(f"lab: unpacking {tarball.name}")
     tmp = Path(tempfile.mkdtemp(prefix="unpack-", dir=cache))
     try:
@@ -86,15 +108,16 @@ def ensure_rootfs(log=print) -> Path:
     return tree
 
 
-def _build_tarball(tarball: Path, log) -> None:
+def _build_tarball(tarball: Path, packages: tuple[str, ...], log) -> None:
     _need("debootstrap", "debootstrap")
     mirror = debian_mirror()
     build = Path(tempfile.mkdtemp(prefix="build-", dir=tarball.parent))
     root = build / "root"
-    log("lab: building the base root filesystem with debootstrap (first run only, about a minute)")
+    log(f"lab: building the root filesystem {tarball.name} with debootstrap (first run only, "
+        "about a minute)")
     try:
         proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES),
+            ["debootstrap", "--variant=minbase", "--include=" + ",".join(packages),
              SUITE, str(root), mirror],
             capture_output=True, text=True,
         )

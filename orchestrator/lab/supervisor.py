@@ -3,8 +3,11 @@
 It mounts the host's root (overlayfs), a minimal /dev, proc, read-only sysfs and tmpfs /run, sets
 the hostname, gives the host a boot_id, and runs sshd chrooted. The reboot shim in the rootfs
 writes /run/lab-power and sends SIGUSR1 (acted on half a second later): on "reboot" every other
-process is killed, /run is renewed, a fresh boot_id is written and sshd starts again; on
-"poweroff" the host stops.
+process is killed, /run and /proc are renewed, a fresh boot_id is written and sshd starts again;
+on "poweroff" the host stops.
+The boot time tools derive from /proc/1 (its inode's mtime, as `dnf needs-restarting -r` reads
+it) is the time /proc was mounted: the supervisor holds /proc/1 open from the mount on, so the
+inode is not recreated (with a later mtime) while the host runs.
 SIGTERM stops the host. sshd that dies on its own is not restarted (like a crashed daemon).
 """
 
@@ -32,7 +35,6 @@ def mount_root(cfg: dict) -> str:
     lower = ":".join(cfg["lower"])
     sh("mount", "-t", "overlay", "overlay", "-o",
        f"lowerdir={lower},upperdir={cfg['upper']},workdir={cfg['work']}", root)
-    sh("mount", "-t", "proc", "-o", "nosuid,nodev,noexec", "proc", f"{root}/proc")
     sh("mount", "-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs", f"{root}/sys")
     dev = f"{root}/dev"
     sh("mount", "-t", "tmpfs", "-o", "mode=755,nosuid,size=1m", "tmpfs", dev)
@@ -49,9 +51,22 @@ def mount_root(cfg: dict) -> str:
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, f"{dev}/{name}")
     mount_run(root)
-    sh("mount", "--bind", cfg["boot_id"], f"{root}/proc/sys/kernel/random/boot_id")
     socket.sethostname(cfg["hostname"])
     return root
+
+
+def mount_proc(cfg: dict) -> int:
+    """Mount a new proc instance with the host's boot_id; returns an fd holding /proc/1."""
+    root = cfg["root"]
+    sh("mount", "-t", "proc", "-o", "nosuid,nodev,noexec", "proc", f"{root}/proc")
+    sh("mount", "--bind", cfg["boot_id"], f"{root}/proc/sys/kernel/random/boot_id")
+    return os.open(f"{root}/proc/1", os.O_RDONLY | os.O_DIRECTORY)
+
+
+def renew_proc(cfg: dict, pin: int) -> int:
+    os.close(pin)
+    subprocess.run(["umount", "-l", f"{cfg['root']}/proc"], check=False)
+    return mount_proc(cfg)
 
 
 def mount_run(root: str) -> None:
@@ -111,6 +126,7 @@ def main() -> int:
         signal.signal(signum, lambda *_: None)  # PID 1 gets only signals it handles
     signal.pthread_sigmask(signal.SIG_BLOCK, handled)
     root = mount_root(cfg)
+    pin = mount_proc(cfg)
     sshd = start_sshd(cfg)
     power_file = f"{root}/run/lab-power"
     while True:
@@ -133,6 +149,7 @@ def main() -> int:
         subprocess.run(["umount", "-l", f"{root}/run"], check=False)
         mount_run(root)
         new_boot_id(cfg)
+        pin = renew_proc(cfg, pin)
         sshd = start_sshd(cfg)
         print(f"lab supervisor: rebooted, sshd pid {sshd.pid}", flush=True)
 

@@ -34,7 +34,8 @@ def test_up_status_down_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     t0 = time.monotonic()
-    res = runner.invoke(_cli(), ["lab", "up", "--hosts", "2", "--windows", "1"])
+    res = runner.invoke(_cli(), ["lab", "up", "--hosts", "2", "--windows", "1", "--rpm", "1",
+                                 "--zypper", "1"])
     warm = time.monotonic() - t0
     assert res.exit_code == 0, res.output
     lab = Lab(tmp_path / ".orchestrator" / "lab")
@@ -42,6 +43,7 @@ def test_up_status_down_leaves_nothing(tmp_path, monkeypatch):
     assert warm < 10, f"warm lab up took {warm:.1f} s"
     res = runner.invoke(_cli(), ["lab", "status"])
     assert "lab-02" in res.output and "lab-win-01" in res.output and "running" in res.output
+    assert "lab-rpm-01" in res.output and "lab-zypper-01" in res.output
     res = runner.invoke(_cli(), ["lab", "inventory"])
     assert res.output.strip() == str(lab.inventory_path)
     assert lab.leftovers()["listeners"]  # it really listens
