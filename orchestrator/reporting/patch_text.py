@@ -1,0 +1,45 @@
+"""Patch scan results for a person at a terminal. Every line is cleaned: package names,
+versions and error text come from the hosts."""
+
+from __future__ import annotations
+
+from orchestrator.patching.scan import HostScan, ScanRun
+from orchestrator.textsafe import clean
+
+SYMBOL = {"compliant": "OK     ", "overdue": "OVERDUE", "unreachable": "UNREACHABLE",
+          "error": "ERROR  "}
+STATE = {"missing": "approved", "not_approved": "held", "rejected": "rejected"}
+
+
+def host_line(h: HostScan) -> str:
+    if h.error:
+        return clean(f"{SYMBOL[h.status]} {h.host} [{h.group}] {h.error}")
+    states = [p.to_json()["state"] for p in h.patches]
+    detail = (f"{len(h.patches)} pending via {h.manager}: {states.count('missing')} approved, "
+              f"{states.count('not_approved')} held, {states.count('rejected')} rejected, "
+              f"{sum(p.decision.overdue for p in h.patches)} overdue")
+    return clean(f"{SYMBOL[h.status]} {h.host} [{h.group}] {detail}")
+
+
+def scan_text(run: ScanRun) -> str:
+    lines = [clean(f"patch scan {run.run}")]
+    for h in run.hosts:
+        lines.append(host_line(h))
+        for p in h.patches:
+            j = p.to_json()
+            due = f", due {j['dueOn']}" if j["dueOn"] else ""
+            flag = " OVERDUE" if j["overdue"] else ""
+            sev = f"/{j['severity']}" if j["severity"] else ""
+            lines.append(clean(
+                f"    {STATE[j['state']]:<8} {j['name']} {j['current'] or '-'} -> "
+                f"{j['available']} ({j['classification']}{sev}){due}{flag}: {j['reason']}"))
+        for t in h.thresholds:
+            if t["status"] == "drift":
+                lines.append(clean(f"    drift    {t['id']}: expected {t['expected']}, "
+                                   f"actual {t['actual']}"))
+    s = run.summary()
+    lines.append(f"{s['hosts']} hosts: {s['compliant']} compliant, {s['overdue']} overdue, "
+                 f"{s['unreachable']} unreachable, {s['error']} error; {s['pending']} pending "
+                 f"updates: {s['missing']} approved, {s['notApproved']} held, "
+                 f"{s['rejected']} rejected, {s['overduePatches']} overdue")
+    return "\n".join(lines)
