@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import OrchestratorError
-from orchestrator.execution.workspace import Workspace, host_key_vars
+from orchestrator.execution.playbook import run_playbook
 
 
 @dataclass
@@ -71,28 +69,6 @@ def _diff_text(diff: Any) -> str | None:
     return "\n".join(parts) or None
 
 
-def plugin_groups(hosts: Mapping[str, Mapping[str, Any]] | Iterable[str]
-                  ) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """Hosts by the connection plugin check mode forces on them (transports.CONNECTIONS), and
-    the hosts refused with why: a connection the orchestrator cannot hold to its host-key
-    policy (psrp, community.*, ...) is not run at all. Hosts given without variables
-    connect over ssh, Ansible's default."""
-    from orchestrator.transports import CONNECTIONS, SUPPORTED, connection_value
-
-    items = hosts.items() if isinstance(hosts, Mapping) else ((h, {}) for h in hosts)
-    groups: dict[str, list[str]] = {}
-    refused: dict[str, str] = {}
-    for name, host_vars in sorted(items, key=lambda item: item[0]):
-        conn = CONNECTIONS.get(connection_value(host_vars))
-        if conn is None or conn.backend is None:
-            refused[name] = (f"check mode refused: ansible_connection "
-                             f"{connection_value(host_vars)!r} cannot be held to the "
-                             f"orchestrator's host-key policy; use {SUPPORTED}")
-            continue
-        groups.setdefault(conn.plugin, []).append(name)
-    return groups, refused
-
-
 def run_check_mode(playbook: Path, inventory: Path,
                    hosts: Mapping[str, Mapping[str, Any]] | Iterable[str], *,
                    known_hosts: Sequence[Path], forks: int, strict: bool = True,
@@ -105,36 +81,14 @@ def run_check_mode(playbook: Path, inventory: Path,
     with the host-key settings of every plugin forced too (workspace.host_key_vars); one
     ansible-runner run per plugin. Whatever the outcome, no process of the run outlives it
     (a timeout ends ansible-playbook's workers and ssh processes as well)."""
-    import ansible_runner
-
-    if not playbook.is_file():
-        raise OrchestratorError(f"{playbook}: playbook not found")
     collector = EventCollector()
-    groups, refused = plugin_groups(hosts)
-    collector.result.unreachable.update(refused)
-    deadline = time.monotonic() + timeout
-    for plugin, names in sorted(groups.items()):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            collector.result.broken = f"check mode did not finish within {timeout} s"
-            break
-        with Workspace() as ws:
-            runner = ansible_runner.run(
-                private_data_dir=str(ws.path),
-                playbook=str(playbook.resolve()),
-                inventory=str(Path(inventory).resolve()),
-                limit=",".join(names),
-                forks=forks,
-                cmdline="--check --diff",
-                envvars=ws.env(known_hosts, strict),
-                extravars={**host_key_vars(known_hosts, strict), "ansible_connection": plugin},
-                event_handler=collector,
-                quiet=True,
-                timeout=max(1, int(left)),
-            )
-            if runner.status == "timeout":
-                collector.result.broken = (f"check mode did not finish within {timeout} s; "
-                                           "ansible-playbook and its processes were ended")
-        if collector.result.rc in (None, 0):
-            collector.result.rc = runner.rc
+    outcome = run_playbook(playbook, inventory, hosts, event_handler=collector,
+                           known_hosts=known_hosts, forks=forks, strict=strict, check=True,
+                           timeout=timeout)
+    collector.result.unreachable.update(
+        {h: "check mode " + why for h, why in outcome.refused.items()})
+    if outcome.timed_out:
+        collector.result.broken = (f"check mode did not finish within {timeout} s; "
+                                   "ansible-playbook and its processes were ended")
+    collector.result.rc = outcome.rc
     return collector.result

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from orchestrator.execution.checkmode import plugin_groups, run_check_mode
+from orchestrator.execution.checkmode import run_check_mode
+from orchestrator.execution.playbook import plugin_groups
 from orchestrator.execution.workspace import MARKER, Workspace, ansible_env, host_key_vars
 
 
@@ -24,7 +25,7 @@ def test_each_host_runs_over_the_plugin_of_the_table() -> None:
     assert groups == {"ansible.builtin.ssh": ["a", "b", "c"], "ansible.builtin.winrm": ["d"],
                       "ansible.builtin.local": ["e"]}
     assert set(refused) == {"f", "g"}
-    assert refused["f"].startswith("check mode refused: ansible_connection "
+    assert refused["f"].startswith("refused: ansible_connection "
                                    "'community.docker.docker' cannot be held to the "
                                    "orchestrator's host-key policy")
     assert plugin_groups(["x", "y"]) == ({"ansible.builtin.ssh": ["x", "y"]}, {})

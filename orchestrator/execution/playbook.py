@@ -1,0 +1,106 @@
+"""Run a playbook through ansible-runner, held to the orchestrator's host-key policy.
+
+One code path for every playbook the orchestrator runs (baselines in check mode, patching,
+firmware): each host runs over the connection plugin the connection table gives it, forced as
+an extra variable (neither the inventory nor a play's `connection:` can pick another), with the
+host-key settings of every plugin forced too (workspace.host_key_vars); one ansible-runner run
+per plugin, in a private workspace. Results arrive through `event_handler` as Ansible emits
+them (never a parse of stdout), and no process of a run outlives it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.execution.workspace import Workspace, host_key_vars
+
+EventHandler = Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class PlaybookOutcome:
+    """How the runs ended: the worst ansible-playbook exit status, and why it stopped early."""
+
+    rc: int | None = None
+    timed_out: bool = False
+    canceled: bool = False
+    refused: dict[str, str] = field(default_factory=dict)  # host -> why it was not run
+
+
+def plugin_groups(hosts: Mapping[str, Mapping[str, Any]] | Iterable[str]
+                  ) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Hosts by the connection plugin forced on them (transports.CONNECTIONS), and the hosts
+    refused with why: a connection the orchestrator cannot hold to its host-key policy (psrp,
+    community.*, ...) is not run at all. Hosts given without variables connect over ssh,
+    Ansible's default."""
+    from orchestrator.transports import CONNECTIONS, SUPPORTED, connection_value
+
+    items = hosts.items() if isinstance(hosts, Mapping) else ((h, {}) for h in hosts)
+    groups: dict[str, list[str]] = {}
+    refused: dict[str, str] = {}
+    for name, host_vars in sorted(items, key=lambda item: item[0]):
+        conn = CONNECTIONS.get(connection_value(host_vars))
+        if conn is None or conn.backend is None:
+            refused[name] = (f"refused: ansible_connection {connection_value(host_vars)!r} "
+                             "cannot be held to the orchestrator's host-key policy; use "
+                             f"{SUPPORTED}")
+            continue
+        groups.setdefault(conn.plugin, []).append(name)
+    return groups, refused
+
+
+def run_playbook(playbook: Path, inventory: Path,
+                 hosts: Mapping[str, Mapping[str, Any]] | Iterable[str], *,
+                 event_handler: EventHandler, known_hosts: Sequence[Path], forks: int,
+                 strict: bool = True, check: bool = False, timeout: int = 1800,
+                 extravars: Mapping[str, Any] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> PlaybookOutcome:
+    """ansible-playbook `playbook` on `hosts` (name -> inventory variables); `known_hosts` are
+    every file OpenSSH may trust host keys from. `check`: --check --diff. `cancel`: polled by
+    ansible-runner; True ends the run (and every process it started)."""
+    import ansible_runner
+
+    if not playbook.is_file():
+        raise OrchestratorError(f"{playbook}: playbook not found")
+    groups, refused = plugin_groups(hosts)
+    outcome = PlaybookOutcome(refused=refused)
+    deadline = time.monotonic() + timeout
+    for plugin, names in sorted(groups.items()):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            outcome.timed_out = True
+            break
+        if cancel is not None and cancel():
+            outcome.canceled = True
+            break
+        with Workspace() as ws:
+            runner = ansible_runner.run(
+                private_data_dir=str(ws.path),
+                playbook=str(playbook.resolve()),
+                inventory=str(Path(inventory).resolve()),
+                limit=",".join(names),
+                forks=forks,
+                cmdline="--check --diff" if check else None,
+                envvars=ws.env(known_hosts, strict),
+                # ours last: the host-key settings and the plugin beat anything passed in
+                extravars={**(extravars or {}), **host_key_vars(known_hosts, strict),
+                           "ansible_connection": plugin},
+                event_handler=event_handler,
+                cancel_callback=cancel,
+                quiet=True,
+                timeout=max(1, int(left)),
+            )
+        if runner.status == "timeout":
+            outcome.timed_out = True
+        elif runner.status == "canceled":
+            outcome.canceled = True
+        if runner.rc not in (None, 0) and outcome.rc in (None, 0):
+            outcome.rc = runner.rc
+        elif outcome.rc is None:
+            outcome.rc = runner.rc
+    return outcome
