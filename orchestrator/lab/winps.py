@@ -15,8 +15,9 @@ touch the host are these, over `<state_dir>/<host>.json` (see winstate.py):
   Set-ItemProperty KEY [-Name] N [-Value] V    Test-Path KEY
   Get-CimInstance/Get-WmiObject Win32_OperatingSystem | Win32_LogicalDisk
   Restart-Computer [-Force]
-  a script naming Microsoft.Update.Session (the Windows Update searcher), as a whole: the pending
-  updates (Title, KBArticleIDs, MsrcSeverity, Categories, LastDeploymentChangeTime, RebootRequired)
+  New-Object -ComObject Microsoft.Update.Session   (the Windows Update Agent: searcher, search
+                                            result, updates; see winupdate.py; other ProgIDs
+                                            fail as unregistered classes, -TypeName as unknown)
 
 Registry values in the state are ints (DWord, QWord above 32 bits), strings (String), lists of
 strings (MultiString) or {"kind": K, "value": V}. Some keys are derived from the state: the
@@ -46,8 +47,10 @@ from typing import Any
 
 try:  # imported as orchestrator.lab.winps (tests) or as a sibling script (winrm_server.py)
     from . import winps_lang as L
+    from . import winupdate
 except ImportError:  # pragma: no cover - the lab server's own import path
     import winps_lang as L  # type: ignore[no-redef]
+    import winupdate  # type: ignore[no-redef]
 
 PSError = L.PSError
 REBOOT_KEY = ("HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update"
@@ -64,6 +67,10 @@ STDIN_BOOTSTRAP = (
 BAD_BASE64 = ('Exception calling "FromBase64String" with "1" argument(s): "The input is not a '
               "valid Base-64 string as it contains a non-base 64 character, more than two padding "
               'characters, or an illegal character among the padding characters. "')
+
+
+COM_CLASSES = {"microsoft.update.session": winupdate.session}
+"""`New-Object -ComObject` ProgIDs (lower-case) -> a factory taking the host state."""
 
 
 def _line(command: str, args: list[str]) -> str:
@@ -138,12 +145,6 @@ def _run_bootstrap(state: dict, stdin: bytes) -> tuple[str, str, int]:
 
 def run_script(state: dict, script: str, *, bootstrap: bool = False) -> tuple[str, str, int]:
     """Run a script as `powershell -Command` does, or (bootstrap) as STDIN_BOOTSTRAP runs it."""
-    if "microsoft.update.session" in script.lower():  # the whole script is an update search
-        updates = _pending_updates(state)
-        value = updates[0] if len(updates) == 1 else updates
-        if "convertto-json" in script.lower():
-            return L.to_json(value, False) + "\n", "", 0
-        return "".join(L.format_default(u) for u in updates), "", 0
     interp = L.Interp(_commands(state), {"COMPUTERNAME": state["hostname"],
                                          "USERNAME": "Administrator"})
     try:
@@ -389,6 +390,19 @@ def _commands(state: dict) -> dict[str, L.Command]:  # noqa: C901 - the command 
                     for dev, d in state["disks"].items()]
         raise PSError(f'Invalid class "{cls}"', "Get-CimInstance")
 
+    def new_object(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+        if "comobject" not in b.named:
+            name = L.to_string(b.get("typename", 0))
+            raise PSError(f"Cannot find type [{name}]: verify that the assembly containing this "
+                          "type is loaded.", "New-Object")
+        factory = COM_CLASSES.get(L.to_string(b.named["comobject"]).lower())
+        if factory is None:
+            raise PSError("Retrieving the COM class factory for component with CLSID "
+                          "{00000000-0000-0000-0000-000000000000} failed due to the following "
+                          "error: 80040154 Class not registered (Exception from HRESULT: "
+                          "0x80040154 (REGDB_E_CLASSNOTREG)).", "New-Object")
+        return [factory(state)]
+
     def restart(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
         state["reboot_pending"] = False
         state["last_boot"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -410,12 +424,6 @@ def _commands(state: dict) -> dict[str, L.Command]:  # noqa: C901 - the command 
         "test-path": test_path,
         "get-ciminstance": cim, "get-wmiobject": cim,
         "restart-computer": restart,
+        "new-object": new_object,
     }
 
-
-def _pending_updates(state: dict) -> list[dict]:
-    return [{"Title": u["Title"], "KBArticleIDs": [u["KB"].removeprefix("KB")],
-             "MsrcSeverity": u.get("MsrcSeverity"), "Categories": [u.get("Classification")],
-             "LastDeploymentChangeTime": u.get("Released"),
-             "RebootRequired": u.get("RebootRequired", False)}
-            for u in state.get("pending_updates", [])]

@@ -5,6 +5,15 @@ writes it back after commands that change something (Start-Service, Set-ItemProp
 Registry values: int (DWord/QWord), str (String), list of str (MultiString) or
 {"kind": "ExpandString", "value": "%SystemRoot%\\x"}; winps.py derives the ComputerName keys
 from `hostname` and the Windows Update RebootRequired key from `reboot_pending`.
+
+`pending_updates`: what the Windows Update Agent's search finds (winupdate.py), each
+{"KB": "KB5035857", "Title": ..., "MsrcSeverity": "Critical" | "Important" | "Moderate" | "Low" |
+null, "Classification": "Security Updates" (the UpdateClassification category's name),
+"Product": optional, "Released": "YYYY-MM-DD" (LastDeploymentChangeTime), "RebootBehavior":
+"NeverReboots" | "AlwaysRequiresReboot" | "CanRequestReboot"} and optionally "Hidden": true,
+"RebootRequired": true (installed, waiting for a restart), "Type": "Driver", "Description".
+Search failures: "update_search_error": "0x8024402C" (every Search throws that HRESULT),
+"update_search_result_code": 0..5 (2 = succeeded); a Disabled wuauserv throws 0x80070422.
 """
 
 from __future__ import annotations
@@ -41,13 +50,31 @@ def default_state(name: str) -> dict:
             "HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate\\AU": {
                 "NoAutoUpdate": 0},
         },
+        # what the Windows Update Agent's search finds (winupdate.py); none is installed
         "pending_updates": [
-            {"KB": "KB5035857", "Title": "2024-03 Cumulative Update for Windows Server 2022",
+            {"KB": "KB5035857",
+             "Title": "2024-03 Cumulative Update for Microsoft server operating system version "
+                      "21H2 for x64-based Systems (KB5035857)",
              "MsrcSeverity": "Critical", "Classification": "Security Updates",
-             "Released": "2024-03-12", "RebootRequired": True},
-            {"KB": "KB890830", "Title": "Windows Malicious Software Removal Tool",
+             "Product": "Microsoft Server operating system-21H2", "Released": "2024-03-12",
+             "RebootBehavior": "CanRequestReboot"},
+            {"KB": "KB890830",
+             "Title": "Windows Malicious Software Removal Tool x64 - v5.122 (KB890830)",
              "MsrcSeverity": None, "Classification": "Update Rollups",
-             "Released": "2024-03-12", "RebootRequired": False},
+             "Product": "Windows Server 2016", "Released": "2024-03-12",
+             "RebootBehavior": "NeverReboots"},
+            {"KB": "KB2267602",
+             "Title": "Security Intelligence Update for Microsoft Defender Antivirus - "
+                      "KB2267602 (Version 1.407.373.0)",
+             "MsrcSeverity": None, "Classification": "Definition Updates",
+             "Product": "Microsoft Defender Antivirus", "Released": "2024-03-20",
+             "RebootBehavior": "NeverReboots"},
+            {"KB": "KB5035961",  # hidden by an administrator: IsHidden=0 leaves it out
+             "Title": "2024-03 Cumulative Update Preview for Microsoft server operating system "
+                      "version 21H2 for x64-based Systems (KB5035961)",
+             "MsrcSeverity": None, "Classification": "Updates",
+             "Product": "Microsoft Server operating system-21H2", "Released": "2024-03-26",
+             "RebootBehavior": "CanRequestReboot", "Hidden": True},
         ],
         "reboot_pending": False,
         "disks": {"C:": {"SizeGB": 127, "FreeGB": 80}},

@@ -1,7 +1,8 @@
 """The Windows command interpreter behind the lab's WinRM endpoint: golden cases, no root needed.
 
 Each case in winps_cases/*.json: {"command": ..., "stdout_json" | "stdout": ..., "code": N,
-"stderr_contains": optional, "state_after": optional {dotted.path: value}}.
+"stderr_contains": optional, "state_before" and "state_after": optional {dotted.path: value}
+(set in the default state before the command; expected in the state after it)}.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ def _encoded(script: str) -> str:
 def test_winps_case(case_path, tmp_path):
     case = json.loads(case_path.read_text())
     state_path = tmp_path / "host.json"
-    state_path.write_text(json.dumps(default_state("lab-win-01")))
+    state = default_state("lab-win-01")
+    for dotted, value in case.get("state_before", {}).items():
+        *parents, last = dotted.split(".")
+        target = state
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        target[int(last) if isinstance(target, list) else last] = value
+    state_path.write_text(json.dumps(state))
     cmd = case["command"]
     line = _encoded(cmd["ps"]) if "ps" in cmd else cmd["cmd"]
     out, err, code = winps.run_command(str(state_path), line, [])
@@ -99,3 +107,62 @@ def test_fact_batch_runs_in_the_emulator(tmp_path):
     }
     assert got["win.reboot.pending"]["required"] is True
     assert len(got["win.reboot.pending"]["reasons"]) == 2  # Windows Update + file renames
+
+
+def _batch_run(state: dict, tmp_path, reqs: list) -> dict:
+    """Run the facts layer's PowerShell batch as the WinRM transport sends it (the bootstrap
+    line, the batch on stdin); each request's error or value."""
+    from orchestrator.facts import FactBatch, to_jsonable
+    from orchestrator.transports.winrm import POWERSHELL_ARGS, stdin_payload
+
+    state_path = tmp_path / "host.json"
+    state_path.write_text(json.dumps(state))
+    batch = FactBatch("powershell")
+    batch.extend(reqs)
+    out, err, code = winps.run_command(str(state_path), "powershell.exe", list(POWERSHELL_ARGS),
+                                       stdin_payload(batch.script()))
+    assert (code, err) == (0, b"")
+    return {r.key: (v.error or to_jsonable(v.value)) for r, v in batch.parse(out, err).items()}
+
+
+@pytest.mark.parametrize("args", [(), ("norefresh",)])
+def test_windows_update_fact_runs_unmodified_in_a_batch(tmp_path, args):
+    """win.updates.pending's own script (the Windows Update Agent search) in a batch with
+    another fact: both sections come back with their markers and parse."""
+    from orchestrator.facts import FactRequest
+
+    got = _batch_run(default_state("lab-win-01"), tmp_path,
+                     [FactRequest("win.updates.pending", args), FactRequest("win.hotfixes")])
+    listing = got["win.updates.pending" + (":norefresh" if args else "")]
+    assert (listing["manager"], listing["refreshed"]) == ("windows", not args)
+    seen = {u["name"]: (u["classification"], u["severity"], u["released"],
+                        u["reboot_suggested"]) for u in listing["updates"]}
+    assert seen == {  # the hidden KB5035961 is not found (IsHidden=0)
+        "KB5035857": ("security", "critical", "2024-03-12", True),
+        "KB890830": ("bugfix", None, "2024-03-12", False),
+        "KB2267602": ("other", None, "2024-03-20", False),
+    }
+    assert set(got["win.hotfixes"]) == {"KB5034439", "KB5034441"}
+
+
+def test_windows_update_search_failure_is_that_fact_alone(tmp_path):
+    from orchestrator.facts import FactRequest
+
+    state = default_state("lab-win-01")
+    state["update_search_error"] = "0x8024402C"
+    got = _batch_run(state, tmp_path,
+                     [FactRequest("win.updates.pending"), FactRequest("win.hotfixes")])
+    assert got["win.updates.pending"] == (
+        'Windows Update search failed: Exception calling "Search" with "1" argument(s): '
+        '"Exception from HRESULT: 0x8024402C"')
+    assert set(got["win.hotfixes"]) == {"KB5034439", "KB5034441"}
+
+
+def test_the_update_search_is_not_keyed_on_the_script_text(tmp_path):
+    """Naming Microsoft.Update.Session in a comment or a string changes nothing: the script is
+    interpreted, not recognised."""
+    state_path = tmp_path / "host.json"
+    state_path.write_text(json.dumps(default_state("lab-win-01")))
+    script = "# Microsoft.Update.Session is not used here\n'Microsoft.Update.Session'; hostname"
+    out, err, code = winps.run_command(str(state_path), _encoded(script), [])
+    assert (out, err, code) == (b"Microsoft.Update.Session\nLAB-WIN-01\n", b"", 0)

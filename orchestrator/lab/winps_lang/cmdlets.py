@@ -1,8 +1,9 @@
 """The generic cmdlets of the PowerShell subset (the ones that do not touch the host).
 
-ConvertTo-Json [-InputObject] [-Compress], Select-Object [-Property] (names or @{n=..;e={..}})
-[-ExpandProperty] [-First], Where-Object/ForEach-Object { script block }, Out-String, Out-Null,
-Write-Output/echo, Write-Host [-NoNewline], Write-Error. Each takes (interpreter, arguments,
+ConvertTo-Json [-InputObject] [-Compress] [-Depth N] (default 2: deeper objects as their text),
+Select-Object [-Property] (names or @{n=..;e={..}}) [-ExpandProperty] [-First],
+Where-Object/ForEach-Object { script block }, Out-String, Out-Null, Write-Output/echo,
+Write-Host [-NoNewline], Write-Error. Each takes (interpreter, arguments,
 pipeline input, -ErrorAction) and returns its output objects; `GENERIC` maps names and aliases.
 """
 
@@ -30,7 +31,11 @@ if TYPE_CHECKING:
 
 def _convertto_json(ip: Interp, b: Bound, data: list, ea: str | None) -> list:
     value = b.named["inputobject"] if "inputobject" in b.named else collapse(data)
-    return [to_json(value, bool(b.named.get("compress")))]
+    depth = b.named.get("depth", 2)
+    if not isinstance(depth, int) or isinstance(depth, bool) or not 0 <= depth <= 100:
+        raise PSError(f"Cannot validate argument on parameter 'Depth'. The {to_string(depth)} "
+                      "argument is not in the range 0..100.", "ConvertTo-Json")
+    return [to_json(value, bool(b.named.get("compress")), depth)]
 
 
 def _select_object(ip: Interp, b: Bound, data: list, ea: str | None) -> list:

@@ -155,13 +155,21 @@ class Interp:
         raise PSError(f"unsupported statement {kind}")
 
     def assign(self, target: tuple, value: Any) -> None:
-        """Store `value` in a variable, a property, or (ignored) `[Console]::OutputEncoding`."""
+        """Store `value` in a variable, a property (of a property bag, or an object's settable
+        one: `ps_set`), or (ignored) `[Console]::OutputEncoding`."""
         if target[0] == "var":
             self.set_var(target[1], value)
         elif target[0] == "static" and target[1] == ("type", "console"):
             return  # [Console]::OutputEncoding = ...: our stdout is UTF-8 already
-        elif target[0] == "member" and isinstance(obj := self.eval(target[1]), dict):
-            obj[target[2]] = value
+        elif target[0] == "member":
+            obj = self.eval(target[1])
+            if isinstance(obj, dict):
+                obj[target[2]] = value
+            elif hasattr(obj, "ps_set"):
+                obj.ps_set(target[2], value)
+            else:
+                raise PSError(f"The property '{target[2]}' cannot be found on this object. "
+                              "Verify that the property exists and can be set.")
         else:
             raise PSError("The assignment expression is not valid.")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from .dates import EN_US, INVARIANT
 from .values import Hashtable, PSError, to_string
 
 if TYPE_CHECKING:
@@ -35,12 +36,17 @@ def member(obj: Any, name: str) -> Any:
         return obj.ps_member(name)
     return None
 
+
 def call_method(obj: Any, name: str, args: list) -> Any:
-    """`obj.Name(args)`: ToString, string methods, ContainsKey, or the object's own."""
-    if name == "tostring":
+    """`obj.Name(args)`: ToString(), string methods, ContainsKey, or the object's own (which
+    include ToString with arguments, e.g. a date's format)."""
+    if name == "tostring" and not args:
         return to_string(obj)
     if hasattr(obj, "ps_call"):
         return obj.ps_call(name, args)
+    if name == "tostring":
+        raise PSError(f'Cannot find an overload for "ToString" and the argument count: '
+                      f'"{len(args)}".')
     if isinstance(obj, str):
         text = {"toupper": obj.upper, "tolower": obj.lower, "trim": obj.strip}.get(name)
         if text:
@@ -71,10 +77,13 @@ class ConsoleOut:
 
 
 def static_member(type_node: tuple, name: str) -> Any:
-    """`[Type]::Name`: the [System.Text.Encoding] encodings."""
+    """`[Type]::Name`: the [System.Text.Encoding] encodings, [Globalization.CultureInfo]'s
+    InvariantCulture and CurrentCulture (en-US)."""
     t = type_node[1].removeprefix("system.")
     if t in ("text.encoding",) and name in ("utf8", "unicode", "ascii"):
         return f"System.Text.{name.upper()}Encoding"
+    if t == "globalization.cultureinfo" and name in ("invariantculture", "currentculture"):
+        return INVARIANT if name == "invariantculture" else EN_US
     raise PSError(f"Unable to find type [{type_node[1]}] or its static member {name}.")
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .dates import DAYS, EN_US, CultureInfo, format_date
+
 if TYPE_CHECKING:
     from .evaluator import Interp
 
@@ -51,16 +53,50 @@ class Hashtable(dict):
 
 @dataclass
 class PSDate:
-    """A [DateTime]: prints in the en-US form, converts to JSON as `/Date(ms)/`."""
+    """A [DateTime]: prints in the en-US form, converts to JSON as `/Date(ms)/`; Year, Month,
+    Day, Hour, Minute, Second, Date, DayOfWeek, and ToString([format][, provider])."""
 
     value: datetime
 
     def __str__(self) -> str:
-        v = self.value
-        return f"{v.month}/{v.day}/{v.year} {v.strftime('%I:%M:%S %p').lstrip('0')}"
+        return format_date(self.value, "G")
 
     def json(self) -> str:  # PowerShell 5.1's ConvertTo-Json form
         return f"/Date({int(self.value.replace(tzinfo=UTC).timestamp() * 1000)})/"
+
+    def ps_member(self, name: str) -> Any:
+        v = self.value
+        parts = {"year": v.year, "month": v.month, "day": v.day, "hour": v.hour,
+                 "minute": v.minute, "second": v.second, "millisecond": v.microsecond // 1000}
+        if name in parts:
+            return parts[name]
+        if name == "date":
+            return PSDate(v.replace(hour=0, minute=0, second=0, microsecond=0))
+        if name == "dayofweek":
+            return DAYS[v.weekday()]
+        return None
+
+    def ps_call(self, name: str, args: list) -> Any:
+        if name != "tostring" or len(args) > 2:
+            raise PSError(f'Cannot find an overload for "{name}" and the argument count: '
+                          f'"{len(args)}".' if name == "tostring" else
+                          f"Method invocation failed because [System.DateTime] does not contain "
+                          f"a method named '{name}'.")
+        fmt: str | None = None
+        culture = EN_US
+        for n, arg in enumerate(args):
+            if isinstance(arg, CultureInfo):
+                culture = arg
+            elif n == 0 and (arg is None or isinstance(arg, str)):
+                fmt = arg
+            elif arg is not None:
+                raise PSError(f'Cannot convert argument "provider", with value: "{to_string(arg)}'
+                              '", for "ToString" to type "System.IFormatProvider".')
+        try:
+            return format_date(self.value, fmt, culture)
+        except ValueError as exc:
+            raise PSError(f'Exception calling "ToString" with "{len(args)}" argument(s): '
+                          f'"{exc}"') from None
 
 
 @dataclass
