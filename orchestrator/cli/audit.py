@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.output import app, emit_json
+from orchestrator.cli.output import app, emit_json, warn_insecure_winrm
 
 
 @click.command()
@@ -29,13 +29,7 @@ def audit(ctx: click.Context, group: str | None, limit: str | None, timeout: flo
         warn(f"no host of {inventory.source} is in "
              + (f"group {group}" if group else "any asset group")
              + (f" and matches --limit {limit}" if limit else "") + "; nothing audited")
-    from orchestrator.inventory.check import cert_validation_ignored
-
-    insecure = cert_validation_ignored((inventory.hosts[j.host] for j in jobs), inventory.source)
-    if insecure:
-        from orchestrator.cli.output import warn
-
-        warn(insecure)
+    warn_insecure_winrm(inventory, [j.host for j in jobs])
     rc = a.run_context()
     with host_progress(a, len(jobs), "audit") as progress:
         result = run_audit(rc, jobs, timeout=timeout, progress=progress)

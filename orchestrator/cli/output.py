@@ -41,3 +41,14 @@ def info(ctx_app: AppContext, message: str) -> None:
 
 def warn(message: str) -> None:
     click.echo(f"warning: {clean(message)}", err=True)
+
+
+def warn_insecure_winrm(inventory: Any, names: Any = None) -> None:
+    """One warning line naming the WinRM hosts (of `names`, default all) whose certificate
+    validation the inventory turns off."""
+    from orchestrator.inventory.check import cert_validation_ignored
+
+    hosts = inventory.hosts.values() if names is None else (inventory.hosts[n] for n in names)
+    insecure = cert_validation_ignored(hosts, inventory.source)
+    if insecure:
+        warn(insecure)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from orchestrator.cli.output import app, emit_json, emit_line
+from orchestrator.cli.output import app, emit_json, emit_line, warn_insecure_winrm
+
+if TYPE_CHECKING:
+    from orchestrator.inventory.model import Inventory
 
 
 @click.command("run-window")
@@ -38,11 +43,17 @@ def run_window_cmd(
     instant = _instant("--at", at) if at else None
     policies = a.policies
     rc = a.run_context()
+
+    def inventory() -> Inventory:
+        inv = a.inventory()
+        warn_insecure_winrm(inv)  # on stderr, where a scheduler's log keeps it
+        return inv
+
     result = run_window(
         rc,
         policies,
         window,
-        a.inventory,
+        inventory,
         at=instant,
         dry_run=dry_run,
         override=reason.strip() if ignore_window and reason else None,

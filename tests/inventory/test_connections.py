@@ -109,3 +109,24 @@ def test_audit_names_the_audited_hosts_without_certificate_checks(estate: Path,
     assert len(lines) == 1 and "for 1 host(s): win-01;" in lines[0]
     main(["audit", "--limit", "win-03", "--timeout", "5"])
     assert warnings_about_certs(capsys.readouterr().err) == []
+
+
+def test_run_window_and_patch_scan_warn_too(estate: Path, capsys) -> None:
+    """The scheduled path says it on stderr (the scheduler's log), as audit and validate do."""
+    (estate / "policies" / "w.yml").write_text(
+        "apiVersion: orchestrator/v1\nkind: Window\nmetadata: {name: w}\n"
+        "spec: {schedule: {cron: '0 0 1 1 *'}, timezone: UTC, duration: 1h, cutoff: 0m}\n")
+    main(["run-window", "w", "--ignore-window", "--reason", "test the warning"])
+    lines = warnings_about_certs(capsys.readouterr().err)
+    assert len(lines) == 1 and "for 2 host(s): win-01, win-02;" in lines[0]
+    (estate / "policies" / "p.yml").write_text(POLICY.replace(
+        "baselines: [win]}", "baselines: [win], patchPolicy: pp}") + """
+---
+apiVersion: orchestrator/v1
+kind: PatchPolicy
+metadata: {name: pp}
+spec: {approval: {rules: [{classification: any, approveAfterDays: 0, deadlineDays: 1}]}}
+""")
+    main(["patch", "scan", "--limit", "win-02", "--timeout", "5"])
+    lines = warnings_about_certs(capsys.readouterr().err)
+    assert len(lines) == 1 and "for 1 host(s): win-02;" in lines[0]
