@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.audit.host import HostJob, audit_host
@@ -77,6 +76,7 @@ def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, 
     """Baselines with `ansible.playbook`: one check-mode run per playbook over its hosts.
     Returns the hosts whose results it extended."""
     from orchestrator.execution.checkmode import CheckModeResult, run_check_mode
+    from orchestrator.execution.playbook import known_hosts_files
 
     by_playbook: dict[str, list[HostJob]] = {}
     for job in jobs:
@@ -93,7 +93,8 @@ def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, 
         hosts = {j.host: j.vars for j in pjobs}  # the connection decides the plugin
         try:
             outcome = run_check_mode(ctx.playbooks / playbook, ctx.inventory_path, hosts,
-                                     known_hosts=_known_hosts_files(ctx, pjobs),
+                                     known_hosts=known_hosts_files(
+                                         ctx.settings, {j.host: j.vars for j in pjobs}),
                                      forks=ctx.forks, strict=strict)
         except OrchestratorError as exc:  # the playbook is missing: an error on each host
             outcome = CheckModeResult(broken=exc.message)
@@ -110,21 +111,6 @@ def _ansible_baselines(ctx: RunContext, jobs: list[HostJob], results: dict[str, 
             if job.host not in touched:
                 touched.append(job.host)
     return touched
-
-
-def _known_hosts_files(ctx: RunContext, jobs: list[HostJob]) -> list[Path]:
-    """The configured known_hosts plus every UserKnownHostsFile the inventory names for these
-    hosts: the same files the SSH transport trusts, so both paths judge keys alike."""
-    from orchestrator.transports.sshopts import ssh_options
-
-    files = [Path(ctx.settings.known_hosts)] if getattr(ctx.settings, "known_hosts", None) \
-        else []
-    for job in jobs:
-        try:
-            files.extend(Path(p) for p in ssh_options(job.host, job.vars).extra_known_hosts)
-        except OrchestratorError:  # the fact audit already reported this host's inventory
-            continue
-    return files
 
 
 def _playbook_findings(outcome: CheckModeResult, host: str, playbook: str) -> list[CheckResult]:

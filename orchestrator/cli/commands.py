@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "audit": ("orchestrator.cli.audit", "audit",
               "Compare hosts with their baselines: exit 0 compliant, 2 drift, 4 incomplete."),
     "patch": ("orchestrator.cli.patch", "patch",
-              "Patches: scan (pending, approved, due, overdue); apply comes with the rollout."),
+              "Patches: scan (pending, approved, due, overdue) and apply (rollout in the window)."),
     "run-window": ("orchestrator.cli.run_window", "run_window_cmd",
                    "What a scheduler calls at a window: guard, lease, then the work."),
     "lab": ("orchestrator.cli.lab", "lab",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.output import app, emit_json, warn
+from orchestrator.cli.output import app, emit_json, warn, warn_insecure_winrm
 
 
 @click.group()
 def patch() -> None:
-    """Patches: scan (pending, approved, due, overdue); apply comes with the rollout."""
+    """Patches: scan (pending, approved, due, overdue) and apply (rollout in the window)."""
 
 
 @patch.command()
@@ -37,6 +37,7 @@ def scan(ctx: click.Context, group: str | None, limit: str | None, no_refresh: b
         warn(f"no host of {inventory.source} is in "
              + (f"group {group}" if group else "an asset group with a patch policy")
              + (f" and matches --limit {limit}" if limit else "") + "; nothing scanned")
+    warn_insecure_winrm(inventory, [j.host for j in jobs])
     rc = a.run_context()
     with host_progress(a, len(jobs), "patch scan") as progress:
         result = run_scan(rc, policies, jobs, timeout=timeout, progress=progress)
@@ -44,4 +45,36 @@ def scan(ctx: click.Context, group: str | None, limit: str | None, no_refresh: b
         emit_json(result.to_json())
     else:
         click.echo(scan_text(result))
+    ctx.exit(result.exit_code())
+
+
+@patch.command()
+@click.option("--group", required=True, help="The asset group to patch.")
+@click.option("--check", is_flag=True,
+              help="Show what would be installed per host; change nothing (any time).")
+@click.option("--ignore-window", is_flag=True, help="Act even if the group's window is closed.")
+@click.option("--reason", help="Why the window is ignored (required with --ignore-window).")
+@click.pass_context
+def apply(ctx: click.Context, group: str, check: bool, ignore_window: bool,
+          reason: str | None) -> None:
+    """Install approved patches now, if the group is open: exit 0 done, 2 some hosts
+    failed, 3 closed."""
+    from orchestrator.errors import ConfigError
+    from orchestrator.patching.apply import apply_group
+    from orchestrator.reporting.patch_text import apply_text
+
+    if ignore_window and not (reason and reason.strip()):
+        raise ConfigError(
+            "--ignore-window needs --reason TEXT: the override and its reason go to the change log")
+    a = app(ctx)
+    policies = a.policies
+    inventory = a.inventory()
+    warn_insecure_winrm(inventory)
+    rc = a.run_context()
+    result = apply_group(rc, policies, inventory, group, check=check,
+                         override=reason.strip() if ignore_window and reason else None)
+    if a.output_format == "json":
+        emit_json(result.to_json())
+    else:
+        click.echo(apply_text(result))
     ctx.exit(result.exit_code())

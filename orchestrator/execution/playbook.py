@@ -3,8 +3,9 @@
 One code path for every playbook the orchestrator runs (baselines in check mode, patching,
 firmware): each host runs over the connection plugin the connection table gives it, forced as
 an extra variable (neither the inventory nor a play's `connection:` can pick another), with the
-host-key settings of every plugin forced too (workspace.host_key_vars); one ansible-runner run
-per plugin, in a private workspace. Results arrive through `event_handler` as Ansible emits
+host-key settings of every plugin forced too (workspace.host_key_vars), ssh's control sockets
+kept in the run's private workspace and files sent over ssh itself; one ansible-runner run per
+plugin, in its own workspace. Results arrive through `event_handler` as Ansible emits
 them (never a parse of stdout), and no process of a run outlives it.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.execution.workspace import Workspace, host_key_vars
+from orchestrator.execution.workspace import Workspace, ssh_args_refusal
 
 EventHandler = Callable[[dict[str, Any]], Any]
 
@@ -36,8 +37,9 @@ def plugin_groups(hosts: Mapping[str, Mapping[str, Any]] | Iterable[str]
                   ) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Hosts by the connection plugin forced on them (transports.CONNECTIONS), and the hosts
     refused with why: a connection the orchestrator cannot hold to its host-key policy (psrp,
-    community.*, ...) is not run at all. Hosts given without variables connect over ssh,
-    Ansible's default."""
+    community.*, ...) is not run at all, nor an ssh host whose inventory args give `-S` (the
+    one ssh flag that overrides the forced ControlPath). Hosts given without variables
+    connect over ssh, Ansible's default."""
     from orchestrator.transports import CONNECTIONS, SUPPORTED, connection_value
 
     items = hosts.items() if isinstance(hosts, Mapping) else ((h, {}) for h in hosts)
@@ -50,8 +52,27 @@ def plugin_groups(hosts: Mapping[str, Mapping[str, Any]] | Iterable[str]
                              "cannot be held to the orchestrator's host-key policy; use "
                              f"{SUPPORTED}")
             continue
+        why = ssh_args_refusal(host_vars) if conn.plugin == "ansible.builtin.ssh" else None
+        if why is not None:
+            refused[name] = why
+            continue
         groups.setdefault(conn.plugin, []).append(name)
     return groups, refused
+
+
+def known_hosts_files(settings: Any, hosts: Mapping[str, Mapping[str, Any]]) -> list[Path]:
+    """The configured known_hosts plus every UserKnownHostsFile the inventory names for these
+    hosts: the same files the SSH transport trusts, so both paths judge keys alike."""
+    from orchestrator.transports.sshopts import ssh_options
+
+    known = getattr(settings, "known_hosts", None)
+    files = [Path(known)] if known else []
+    for name, host_vars in hosts.items():
+        try:
+            files.extend(Path(p) for p in ssh_options(name, host_vars).extra_known_hosts)
+        except OrchestratorError:  # the host's own step reports its inventory problem
+            continue
+    return files
 
 
 def run_playbook(playbook: Path, inventory: Path,
@@ -88,7 +109,7 @@ def run_playbook(playbook: Path, inventory: Path,
                 cmdline="--check --diff" if check else None,
                 envvars=ws.env(known_hosts, strict),
                 # ours last: the host-key settings and the plugin beat anything passed in
-                extravars={**(extravars or {}), **host_key_vars(known_hosts, strict),
+                extravars={**(extravars or {}), **ws.extravars(known_hosts, strict),
                            "ansible_connection": plugin},
                 event_handler=event_handler,
                 cancel_callback=cancel,

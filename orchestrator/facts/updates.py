@@ -294,6 +294,12 @@ _ADV = re.compile(r"^(\S+)\s+(\S+)\s+(\S+)\s+(\d{4}-\d{2}-\d{2}) \d{2}:\d{2}:\d{
 _ADV_LABEL = {"bugfix": "bugfix", "enhancement": "enhancement", "newpackage": "enhancement"}
 
 
+def _looks_like_row(line: str) -> bool:
+    words = line.split()
+    return len(words) >= 2 and (words[1] in _ADV_LABEL or words[1] in ("security", "unknown")
+                                or words[1].endswith("/Sec."))
+
+
 def _evr(epoch: str, vr: str) -> str:
     return vr if epoch in ("", "0", "(none)") else f"{epoch}:{vr}"
 
@@ -333,7 +339,10 @@ def _parse_dnf(secs: dict[str, _Section]) -> list[PendingUpdate]:
             continue
         m = _ADV.match(line.strip())
         if not m:
-            if ": " in line:  # dnf -v chatter: "DNF version: 4.14.0", "cachedir: ..."
+            # dnf -v and its plugins talk ("DNF version: 4.14.0", "Loaded plugins: ...",
+            # "Excludes from versionlock plugin were not applied"): a line is an advisory row
+            # gone wrong, an error, when its second word is an advisory type
+            if not _looks_like_row(line):
                 continue
             raise FactParseError(f"unexpected dnf updateinfo line {line[:80]!r}")
         adv_id, label, nevra, day = m.groups()

@@ -32,6 +32,8 @@ class GroupOutcome:
     reason: str
     hosts: list[str] = field(default_factory=list)
     audit: dict[str, Any] | None = None
+    patch: dict[str, Any] | None = None
+    audit_after: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +42,8 @@ class GroupOutcome:
             "reason": self.reason,
             "hosts": self.hosts,
             "audit": self.audit,
+            "patch": self.patch,
+            "auditAfter": self.audit_after,
         }
 
 
@@ -150,7 +154,7 @@ def run_window(
     error: str | None = None
     try:
         for g in groups:
-            outcome = _run_group(ctx, ps, g, inv, at=now(),
+            outcome = _run_group(ctx, ps, g, inv, clock=now,
                                  occurrence=occ if decision.run else None, override=override,
                                  audit_timeout=audit_timeout)
             result.groups.append(outcome)
@@ -183,15 +187,19 @@ def _run_group(
     group: str,
     inv: Inventory,
     *,
-    at: datetime,
+    clock: Callable[[], datetime],
     occurrence: Any,
     override: str | None,
     audit_timeout: float,
 ) -> GroupOutcome:
+    """One group of the window: audit, then (with a patch policy) the patch rollout, then an
+    audit of the hosts it changed. The clock is read again before each step and by the
+    rollout before each batch."""
     from orchestrator.audit.plan import host_jobs
     from orchestrator.audit.run import run_audit
     from orchestrator.windows.check import check_group
 
+    at = clock()
     if override is None:
         if occurrence is not None and at >= occurrence.cutoff:
             reason = (
@@ -212,9 +220,32 @@ def _run_group(
     audit = run_audit(ctx, jobs, timeout=audit_timeout)
     summary = audit.summary()
     bad = summary["unreachable"] + summary["error"]
-    status = "failed" if bad else "done"
     reason = (
         f"audit: {summary['compliant']} compliant, {summary['drift']} drift, "
         f"{summary['unreachable']} unreachable, {summary['error']} error"
     )
-    return GroupOutcome(group, status, reason, [j.host for j in jobs], audit.to_json())
+    outcome = GroupOutcome(group, "failed" if bad else "done", reason, [j.host for j in jobs],
+                           audit.to_json())
+    if ps.groups[group].patch_policy is None:
+        return outcome
+    from orchestrator.patching.apply import apply_group
+
+    patched = apply_group(ctx, ps, inv, group, override=override, occurrence=occurrence,
+                          clock=clock)
+    outcome.patch = patched.to_json()
+    counts = patched.summary()
+    outcome.reason += "; patch: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+                                     or "no hosts")
+    if patched.status == "failed":
+        outcome.status = "failed"
+    changed = [h for h, o in patched.hosts.items() if o.status in ("done", "failed")
+               and o.packages]
+    if changed:
+        after = run_audit(ctx, [j for j in jobs if j.host in changed], timeout=audit_timeout)
+        outcome.audit_after = after.to_json()
+        s2 = after.summary()
+        outcome.reason += (f"; audit after: {s2['compliant']} compliant, {s2['drift']} drift, "
+                           f"{s2['unreachable']} unreachable, {s2['error']} error")
+        if s2["unreachable"] + s2["error"]:
+            outcome.status = "failed"
+    return outcome

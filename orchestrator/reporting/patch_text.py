@@ -3,6 +3,7 @@ versions and error text come from the hosts."""
 
 from __future__ import annotations
 
+from orchestrator.patching.apply import ApplyRun
 from orchestrator.patching.scan import HostScan, ScanRun
 from orchestrator.textsafe import clean
 
@@ -42,4 +43,26 @@ def scan_text(run: ScanRun) -> str:
                  f"{s['unreachable']} unreachable, {s['error']} error; {s['pending']} pending "
                  f"updates: {s['missing']} approved, {s['notApproved']} held, "
                  f"{s['rejected']} rejected, {s['overduePatches']} overdue")
+    return "\n".join(lines)
+
+
+def apply_text(run: ApplyRun) -> str:
+    head = {"check": "patch apply --check (nothing changed)", "closed": "patch apply: closed"}
+    lines = [clean(f"{head.get(run.status, 'patch apply')} {run.group} (run {run.run})")]
+    if run.reason:
+        lines.append(clean(f"  {run.reason}"))
+    if run.batches and run.status != "check":
+        lines.append(clean("  batches: " + " | ".join(", ".join(b) for b in run.batches)))
+    for h in run.hosts.values():
+        lines.append(clean(f"  {h.status:<16} {h.host}" + (f": {h.reason}" if h.reason else "")
+                           + (" (rebooted)" if h.rebooted else "")))
+        for p in h.packages:
+            lines.append(clean(f"      {p.get('status', '?'):<24} {p.get('name')} "
+                               f"{p.get('before') or '-'} -> {p.get('wanted')}"
+                               + (f" (now {p.get('after')})" if p.get("after") not in
+                                  (None, p.get("wanted")) else "")))
+    if run.budget:
+        lines.append(clean(f"  failure budget: {run.budget}"))
+    s = run.summary()
+    lines.append(", ".join(f"{n} {k}" for k, n in sorted(s.items())) or "no hosts")
     return "\n".join(lines)
