@@ -36,12 +36,19 @@ orc windows check --group web
 step "Drift audit of the whole fleet (exit 2: the db hosts and the Windows host drift on purpose)"
 orc audit || true
 
-step "What a scheduler does at the window: a dry run, the run, and a second trigger that does nothing"
+step "Pending patches, approval and due dates (exit 2 would mean overdue patches)"
+orc patch scan || true
+
+step "What a scheduler does at the window: for each open group audit, patch in batches"
+echo "(canary approves everything at once: acme-broken fails on purpose, acme-kernel asks for a"
+echo " reboot; web and db hold their patches until canary has had them for 3 days)"
 orc run-window lab-hourly --dry-run
 orc run-window lab-hourly || true
+step "A second trigger for the same occurrence does nothing"
 orc run-window lab-hourly
 
 step "The change log"
+orc log --since "$(date -u +%Y-%m-%dT00:00:00Z)" --action patch.install
 orc log --since "$(date -u +%Y-%m-%dT00:00:00Z)" | tail -n 12
 orc log verify
 echo

@@ -69,4 +69,14 @@ def run_window_cmd(
         for g in result.groups:
             hosts = f" [{', '.join(g.hosts)}]" if g.hosts else ""
             emit_line(f"  {g.group}: {g.status}{hosts}: {g.reason}")
+            if g.status == "would-run" and g.patch is not None:
+                plan = g.patch
+                for host, patches in plan["approved"].items():
+                    emit_line(f"    {host}: would install {', '.join(patches)}")
+                if plan["batches"]:
+                    emit_line("    batches: " + " | ".join(", ".join(b) for b in plan["batches"])
+                              + f" (maxFailures {plan['maxFailures']})")
+                if plan["notScanned"]:
+                    emit_line(f"    not scanned yet: {', '.join(plan['notScanned'])} "
+                              "(run `orchestrator patch scan`)")
     ctx.exit(result.exit_code())

@@ -134,11 +134,14 @@ def run_window(
         for g in groups:
             check = check_group(ps, g, trigger)
             hosts = [h.name for h in inv.members(ps.groups[g])]
-            result.groups.append(
-                GroupOutcome(
-                    g, "would-run" if check.open or override else "frozen", check.reason, hosts
-                )
+            outcome = GroupOutcome(
+                g, "would-run" if check.open or override else "frozen", check.reason, hosts
             )
+            if ps.groups[g].patch_policy is not None:
+                from orchestrator.patching.apply import planned_rollout
+
+                outcome.patch = planned_rollout(ctx, ps, g, hosts)
+            result.groups.append(outcome)
         return result
 
     inv = inventory()  # before the lease: a broken inventory must not use up the occurrence

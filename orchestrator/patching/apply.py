@@ -183,6 +183,31 @@ def _deferred_last_time(ctx: RunContext, group: str) -> list[str]:
     return last
 
 
+def planned_rollout(ctx: RunContext, ps: PolicySet, group: str, hosts: list[str]
+                    ) -> dict[str, Any]:
+    """What a rollout of `group` would do, from each host's last recorded scan (no host is
+    contacted, nothing is recorded): the approved patches per host and the batches."""
+    from orchestrator.changelog.store import LogFilter
+
+    policy = ps.patch_policies[ps.groups[group].patch_policy]  # type: ignore[index]
+    last: dict[str, tuple[str, list[str]]] = {}
+    for rec in ctx.store.records(LogFilter(action="patch.scan")):
+        if rec.group == group and rec.host in hosts:
+            approved = [f"{p.get('name')} {p.get('available')}"
+                        for p in rec.details.get("patches") or []
+                        if isinstance(p, dict) and p.get("state") == "missing"]
+            last[rec.host] = (rec.time, approved)
+    todo = [h for h in hosts if last.get(h, ("", []))[1]]
+    first = [h for h in _deferred_last_time(ctx, group) if h in todo]
+    order = first + [h for h in todo if h not in first]
+    return {"policy": policy.name,
+            "approved": {h: last[h][1] for h in todo},
+            "scannedAt": {h: last[h][0] for h in hosts if h in last},
+            "notScanned": [h for h in hosts if h not in last],
+            "batches": batches(order, policy.rollout.serial) if order else [],
+            "maxFailures": policy.rollout.max_failures}
+
+
 def apply_group(ctx: RunContext, ps: PolicySet, inv: Inventory, group: str, *,
                 check: bool = False, override: str | None = None, occurrence: Any = None,
                 clock: Callable[[], datetime] | None = None,

@@ -107,7 +107,7 @@ def test_first_seen_is_kept_and_overdue_is_exit_2(lab_fleet, tmp_path, monkeypat
 
     host = lab_fleet.shared_hosts[0]
     monkeypatch.chdir(workdir(tmp_path, lab_fleet, [host]))
-    assert scan(capsys, "--no-refresh")[0] == 0
+    assert scan(capsys)[0] == 0
     real_run_scan = scan_mod.run_scan
     later = date.today() + timedelta(days=40)
     monkeypatch.setattr(scan_mod, "run_scan",
@@ -152,3 +152,26 @@ def test_nothing_matched_is_incomplete(lab_fleet, tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(workdir(tmp_path, lab_fleet, [lab_fleet.shared_hosts[0]]))
     code, out = scan(capsys, "--limit", "nothing-*", "--no-refresh")
     assert code == 4 and out["hosts"] == []
+
+
+def test_run_window_dry_run_plans_from_the_last_scan(lab_fleet, tmp_path, monkeypatch,
+                                                     capsys) -> None:
+    """--dry-run contacts no host and records nothing: the plan comes from the last scan."""
+    host = lab_fleet.shared_hosts[0]
+    work = workdir(tmp_path, lab_fleet, [host])
+    policy = work / "policies" / "lab.yml"
+    policy.write_text(policy.read_text().replace("  patchPolicy: lab\n", (
+        "  patchPolicy: lab\n  windows: [anytime]\n---\napiVersion: orchestrator/v1\n"
+        "kind: Window\nmetadata: {name: anytime}\nspec: {schedule: {cron: '0 * * * *'}, "
+        "timezone: UTC, duration: 1h, cutoff: 0m}\n")))
+    monkeypatch.chdir(work)
+    assert main(["--format", "json", "run-window", "anytime", "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr()[0])["groups"][0]["patch"]
+    assert plan["notScanned"] == [host] and plan["batches"] == []
+    assert scan(capsys)[0] == 0
+    before = len(records(capsys))
+    assert main(["--format", "json", "run-window", "anytime", "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr()[0])["groups"][0]["patch"]
+    assert plan["approved"] == {host: ["acme-agent 1.1", "acme-tls 1.0+sec1"]}
+    assert plan["batches"] == [[host]] and plan["notScanned"] == []
+    assert len(records(capsys)) == before
