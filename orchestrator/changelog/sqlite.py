@@ -1,4 +1,13 @@
-"""SQLite store in WAL mode: the embedded default."""
+"""SQLite store in WAL mode: the embedded default.
+
+Trust: the database decides whether a window already ran (its leases) and holds the change
+log, so it is opened only when nobody but this user (or root) can have written or swapped
+it: the folders and links on the way, the state folder (this user's or root's, not writable
+by group or others), the database and its -wal, -shm and -journal files (regular files, not
+links, this user's or root's, not writable by group or others). A new database is created
+with O_EXCL|O_NOFOLLOW relative to the checked folder, never through a link. Anything else
+is a one-line StateError naming the file (privatefs).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +21,7 @@ from pathlib import Path
 from orchestrator.changelog.record import GENESIS, Entry, Record, seal
 from orchestrator.changelog.store import ChangeLogStore, LogFilter
 from orchestrator.errors import StateError
-from orchestrator.privatefs import private_dir
+from orchestrator.privatefs import check_entry, open_trusted_dir, private_dir, resolve_trusted
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -48,6 +57,7 @@ CREATE TABLE IF NOT EXISTS patch_first_seen (
 );
 """
 BUSY_TIMEOUT_MS = 10_000
+COMPANIONS = ("-wal", "-shm", "-journal")  # what SQLite keeps beside the database
 COLUMNS = ("seq, time, run, occurrence, policy_revision, actor, host, grp, action, status, "
            "details, prev_hash, hash")
 
@@ -72,20 +82,10 @@ class SqliteStore(ChangeLogStore):
         return StateError(f"{self.path}: state database error: {text}")
 
     def _open(self) -> sqlite3.Connection:
-        try:
-            private_dir(self.path.parent)  # .orchestrator/ 0700, whoever creates it first
-            if not self.path.exists():
-                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-            if not os.access(self.path, os.R_OK):
-                raise StateError(f"{self.path}: state database is not readable; check its "
-                                 "permissions")
-        except OSError as exc:
-            raise StateError(f"{self.path}: cannot create the state database: "
-                             f"{exc.strerror or exc}") from None
+        real = self._trusted_path()
         old = os.umask(0o077)  # WAL and shared-memory files too
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+            conn = sqlite3.connect(real, timeout=BUSY_TIMEOUT_MS / 1000,
                                    isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode=WAL")
@@ -96,6 +96,48 @@ class SqliteStore(ChangeLogStore):
         finally:
             os.umask(old)
         return conn
+
+    def _trusted_path(self) -> str:
+        """Check that nobody but this user (or root) can have written the state folder, the
+        database or its companion files, or can swap them; create the database if absent.
+        Returns the database's resolved path, which is what SQLite opens."""
+        folder, name = self.path.parent, self.path.name
+        elsewhere = "point --state at a folder of this user's"
+        try:
+            if not os.path.lexists(folder):  # create folders only where nobody else leads us
+                above = folder.parent
+                while not os.path.lexists(above) and above != above.parent:
+                    above = above.parent
+                resolve_trusted(above, fix=elsewhere, judge_last=True)
+                private_dir(folder)  # .orchestrator/ 0700, whoever creates it first
+            real = resolve_trusted(folder, fix=elsewhere)
+            dir_fd = open_trusted_dir(real, allow_root=True, kind="state folder",
+                                      fix=_folder_fix)
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot create the state database: "
+                             f"{exc.strerror or exc}") from None
+        try:
+            if not os.path.lexists(os.path.join(real, name)):
+                try:  # never through a link planted in its place
+                    fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
+                                 | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+                    os.close(fd)
+                except FileExistsError:  # created meanwhile: judged below
+                    pass
+            for suffix in ("", *COMPANIONS):
+                where = self.path.with_name(name + suffix)
+                check_entry(dir_fd, name + suffix, where, allow_root=True,
+                            kind="state database" if not suffix else "state file",
+                            fix=_file_fix)
+            if not os.access(name, os.R_OK, dir_fd=dir_fd):
+                raise StateError(f"{self.path}: state database is not readable; check its "
+                                 "permissions")
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot create the state database: "
+                             f"{exc.strerror or exc}") from None
+        finally:
+            os.close(dir_fd)
+        return os.path.join(real, name)
 
     def append(self, entry: Entry) -> Record:
         return self.append_many([entry])[0]
@@ -214,6 +256,24 @@ class SqliteStore(ChangeLogStore):
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _folder_fix(why: str) -> str:
+    if "writable" in why:
+        return "chmod 0700 it, or point --state at a folder of this user's"
+    return "run as its owner, or point --state at a folder of this user's"
+
+
+def _file_fix(why: str) -> str:
+    """Never "remove it": it may hold the change log."""
+    if "link" in why:
+        return "put the file itself there, or point --state at it"
+    if "writable" in why:
+        return "chmod go-w it"
+    if "owned" in why:
+        return "if it is yours, chown it to this user; else run as its owner or point " \
+               "--state elsewhere"
+    return "move it away, or point --state elsewhere"
 
 
 def _utc(t: datetime) -> str:

@@ -8,6 +8,13 @@ mtime or ctime differ, or it was modified too recently for its timestamps to tel
 names are a dictionary lookup, hashed names cost one HMAC per distinct salt, and the lines
 with patterns or negations are matched in full. What a host name matched is cached with the
 index, so checking one connection's key reads nothing twice.
+
+Trust: a file is read only if it is (or a link leads to) a regular file of at most
+MAX_FILE_BYTES, owned by this user or root and writable by nobody else; it is opened
+non-blocking, so a FIFO or a device cannot hang or exhaust the run. Anything else is a
+HostKeyError naming the file for each connection that would consult it. A missing file
+lists nothing. acceptNew creates a missing file with O_EXCL|O_NOFOLLOW, never through a
+link.
 """
 
 from __future__ import annotations
@@ -16,11 +23,15 @@ import base64
 import fnmatch
 import hmac
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from orchestrator.errors import HostKeyError
+from orchestrator.privatefs import owner_problem
 
 # known_hosts key type -> the host-key algorithms that can prove it
 ALGORITHMS = {
@@ -35,6 +46,7 @@ ALGORITHMS = {
 # A file modified less than this long before it was indexed is re-read at every lookup:
 # timestamps are coarser than a write, so "same stat" would not prove "same content".
 RACY_SECONDS = 2.0
+MAX_FILE_BYTES = 64 * 1024 * 1024  # a hashed line is ~200 bytes: 300,000 hosts fit
 
 _write_lock = threading.Lock()
 _index_lock = threading.Lock()
@@ -111,11 +123,13 @@ def host_matches(field: str, name: str) -> bool:
 class _FileIndex:
     """One known_hosts file, parsed: every key line filed where a lookup finds it fastest."""
 
-    __slots__ = ("exact", "found", "hashed", "patterns", "racy", "stamp")
+    __slots__ = ("error", "exact", "found", "hashed", "patterns", "racy", "stamp")
 
-    def __init__(self, stamp: tuple[int, ...] | None, racy: bool = False) -> None:
+    def __init__(self, stamp: tuple[int, ...] | None, racy: bool = False,
+                 error: str | None = None) -> None:
         self.stamp = stamp  # None: missing or unreadable (it lists nothing)
         self.racy = racy
+        self.error = error  # why the file is not trusted (then every lookup raises)
         self.exact: dict[str, list[KnownKey]] = {}  # plain names
         self.hashed: dict[bytes, dict[bytes, list[KnownKey]]] = {}  # salt -> HMAC -> keys
         self.patterns: list[tuple[str, KnownKey]] = []  # lines with * ? or !
@@ -174,6 +188,38 @@ def _parse(file: str, text: str, stamp: tuple[int, ...], racy: bool) -> _FileInd
     return index
 
 
+def _untrusted(st: os.stat_result) -> str | None:
+    """Why a known_hosts file with this (followed) stat is not read, with what to do."""
+    if not stat.S_ISREG(st.st_mode):
+        return ("is not a regular file; point UserKnownHostsFile or ssh.knownHosts at a "
+                "known_hosts file")
+    if st.st_size > MAX_FILE_BYTES:
+        return (f"is larger than {MAX_FILE_BYTES >> 20} MiB; point UserKnownHostsFile or "
+                "ssh.knownHosts at a known_hosts file")
+    why = owner_problem(st, allow_root=True)
+    if why is None:
+        return None
+    if "writable" in why:
+        return f"{why}, who could add keys to it; chmod go-w it"
+    return f"{why}, who could add keys to it; copy the keys you trust into a file of yours"
+
+
+def _refuse(file: str, why: str) -> HostKeyError:
+    return HostKeyError(file, f"known_hosts file {why}")
+
+
+def _read(fd: int) -> bytes | None:
+    """At most MAX_FILE_BYTES (None if there is more: the file grew past the cap)."""
+    chunks, total = [], 0
+    while total <= MAX_FILE_BYTES:
+        chunk = os.read(fd, min(1 << 20, MAX_FILE_BYTES + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+    return None
+
+
 def _index(file: str) -> _FileIndex:
     """The index of `file`, re-read if the file changed since it was indexed."""
     try:
@@ -185,15 +231,28 @@ def _index(file: str) -> _FileIndex:
         cached = _indexes.get(file)
         if cached is not None and cached.stamp == stamp and not cached.racy:
             return cached
-        try:
-            with open(file, "rb") as f:
-                st = os.fstat(f.fileno())
-                data = f.read()
+        try:  # non-blocking: a FIFO opens at once (and is refused below)
+            fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             _indexes.pop(file, None)
             return _FileIndex(None)
-        racy = time.time() - st.st_mtime < RACY_SECONDS or time.time() - st.st_ctime < RACY_SECONDS
-        index = _parse(file, data.decode("utf-8", errors="replace"), _stamp(st), racy)
+        try:
+            st = os.fstat(fd)
+            why = _untrusted(st)
+            data = None if why else _read(fd)
+            if not why and data is None:
+                why = _untrusted(os.fstat(fd)) or "grew while it was read; try again"
+        except OSError:
+            _indexes.pop(file, None)
+            return _FileIndex(None)
+        finally:
+            os.close(fd)
+        now = time.time()
+        racy = now - st.st_mtime < RACY_SECONDS or now - st.st_ctime < RACY_SECONDS
+        if why or data is None:
+            index = _FileIndex(_stamp(st), racy, why)
+        else:
+            index = _parse(file, data.decode("utf-8", errors="replace"), _stamp(st), racy)
         _indexes[file] = index
         return index
 
@@ -207,12 +266,24 @@ def forget(file: str | None = None) -> None:
             _indexes.pop(file, None)
 
 
+def check_files(files: list[str]) -> None:
+    """HostKeyError for the first of `files` that is there but not trusted (see the module
+    docstring); for callers that hand the files to another program, such as OpenSSH."""
+    for f in files:
+        index = _index(f)
+        if index.error:
+            raise _refuse(f, index.error)
+
+
 def lookup(files: list[str], name: str) -> list[KnownKey]:
     """Every key listed for `name` (OpenSSH naming: host or [host]:port) across `files`, in
-    file and line order."""
+    file and line order. HostKeyError when a file is there but not trusted."""
     found: list[KnownKey] = []
     for f in files:
-        found.extend(_index(f).lookup(name))
+        index = _index(f)
+        if index.error:
+            raise _refuse(f, index.error)
+        found.extend(index.lookup(name))
     return found
 
 
@@ -254,9 +325,20 @@ def append(file: str, name: str, keytype: str, key_b64: str) -> int:
 
 def _append(file: str, name: str, keytype: str, key_b64: str) -> int:
     path = Path(file)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:  # a new file: never created through a link planted in its place
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+        except FileExistsError:  # there already (or a link to it): judged like a lookup
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _refuse(file, f"cannot be written ({exc.strerror or exc}); fix it or set "
+                      "ssh.hostKeys: strict and add the key yourself (ssh-keyscan)") from None
+    try:
+        why = _untrusted(os.fstat(fd))
+        if why:
+            raise _refuse(file, why)
         size = os.fstat(fd).st_size
         prefix = b""
         if size:
