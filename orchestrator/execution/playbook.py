@@ -88,6 +88,9 @@ def run_playbook(playbook: Path, inventory: Path,
 
     if not playbook.is_file():
         raise OrchestratorError(f"{playbook}: playbook not found")
+    from orchestrator.transports.knownhosts import check_files
+
+    check_files([str(p) for p in known_hosts])  # OpenSSH must not read a FIFO or a planted file
     groups, refused = plugin_groups(hosts)
     outcome = PlaybookOutcome(refused=refused)
     deadline = time.monotonic() + timeout
