@@ -85,3 +85,23 @@ def test_a_known_host_is_reached_over_the_forced_plugin(lab_fleet, lab_fresh_hos
                             known_hosts=[lab_fleet.known_hosts_path], forks=1, timeout=120)
     assert result.unreachable == {} and result.failed == {}, result
     assert [c["task"] for c in result.changed[lab_fresh_host]] == ["login banner is set"]
+
+
+def test_no_ssh_master_of_the_run_outlives_it(lab_fleet, tmp_path: Path, ssh_clients) -> None:
+    """ControlPersist masters rewrite their environment (process title), so the workspace
+    marker cannot find them; they used to stay up to 60 s after the run, for the next run
+    or the user's own Ansible to reuse."""
+    hosts = [h for h in lab_fleet.hosts if h.name in lab_fleet.shared_hosts][:2]
+    (tmp_path / "stat.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: passwd is there\n      ansible.builtin.stat: {path: /etc/passwd}\n")
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("all:\n  hosts:\n" + "".join(
+        f"    {h.name}: {{ansible_host: {h.address}, ansible_port: {h.port}, "
+        f"ansible_user: root, ansible_ssh_private_key_file: {lab_fleet.ssh_key_path}, "
+        f"ansible_python_interpreter: /usr/bin/python3}}\n" for h in hosts))
+    assert [p for h in hosts for p in ssh_clients(h.address, h.port)] == []
+    result = run_check_mode(tmp_path / "stat.yml", inventory, {h.name: {} for h in hosts},
+                            known_hosts=[lab_fleet.known_hosts_path], forks=2, timeout=120)
+    assert result.ok_hosts == {h.name for h in hosts}, result
+    assert [p for h in hosts for p in ssh_clients(h.address, h.port)] == []
