@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from orchestrator.errors import ConfigError
 
@@ -168,13 +167,18 @@ def load_config(
     )
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 56, 56
+
+
 def _shown(value: Any) -> str:
-    """A wrong value for a message: its YAML spelling for null and booleans, else repr, cut."""
+    """A wrong value for a message: its YAML spelling for null and booleans, else its repr,
+    cut (reprlib turns only what is shown into text, however large the value)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    shown = repr(value)
+    shown = _REPR.repr(value)
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
@@ -188,35 +192,22 @@ def _forks(value: Any, where: str) -> int:
 
 
 def _parse(source: Path, text: str) -> Any:
-    """The YAML of the configuration file, every failure one line naming the place."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise ConfigError(f"{source}{where}: not valid YAML; fix the syntax") from None
-    except ValueError:  # an integer longer than Python converts (4300 digits)
-        where = _huge_int_mark(text)
-        raise ConfigError(f"{source}{where}: a number is too long; use a sensible value") \
-            from None
-    except RecursionError:
-        raise ConfigError(f"{source}: nested too deeply to read; simplify the file") from None
+    """The YAML of the configuration file, read as policy files are (policy/yamlpos.py): no
+    anchors or aliases (an alias bomb), no duplicate keys, bounded size and nesting, one
+    document. Every failure is one line naming the place."""
+    from orchestrator.policy.yamlpos import ALIAS_MESSAGE, YamlProblem, load_documents
 
-
-def _huge_int_mark(text: str) -> str:
-    """':line:column' of the first integer too long to convert, or '' if not found."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except (yaml.YAMLError, RecursionError):
-        return ""
-    todo = [root] if root is not None else []
-    while todo:
-        node = todo.pop(0)
-        if isinstance(node, yaml.ScalarNode):
-            if node.tag == "tag:yaml.org,2002:int" and len(node.value) > 4000:
-                return f":{node.start_mark.line + 1}:{node.start_mark.column + 1}"
-        elif isinstance(node, yaml.MappingNode):
-            todo.extend(n for pair in node.value for n in pair)
-        elif isinstance(node, yaml.SequenceNode):
-            todo.extend(node.value)
-    return ""
+        docs = list(load_documents(text))
+    except YamlProblem as exc:
+        message = exc.message
+        if message == ALIAS_MESSAGE:
+            message = ("YAML anchors and aliases (&name, *name) are not allowed in the "
+                       "configuration file; write the value out in full")
+        elif message.startswith("invalid YAML"):
+            message = "not valid YAML; fix the syntax"
+        raise ConfigError(f"{source}:{exc.line}:{exc.column}: {message}") from None
+    if len(docs) > 1:
+        raise ConfigError(f"{source}:{docs[1].line}:{docs[1].column}: more than one YAML "
+                          "document; keep the settings in one")
+    return docs[0].data if docs else None

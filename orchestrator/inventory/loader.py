@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from orchestrator.errors import InventoryError
+from orchestrator.inventory.ansible_values import is_vaulted, plain, vault_secrets
 from orchestrator.inventory.model import Host, Inventory
 from orchestrator.inventory.render import HostData, is_template, render_hosts
 
@@ -82,13 +83,13 @@ def _parse(source: Path) -> tuple[dict[str, HostData], frozenset[str]]:
     try:
         with contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise):
             loader = DataLoader()
-            _vault_secrets(loader)
+            vault_secrets(loader)
             manager = InventoryManager(loader=loader, sources=[str(source)])
             variables = VariableManager(loader=loader, inventory=manager)
             hosts: dict[str, HostData] = {}
             for h in manager.get_hosts():
                 hv = variables.get_vars(host=h, include_hostvars=False)
-                keep = {k: _plain(v, h.name, k) for k, v in hv.items() if k not in MAGIC}
+                keep = {k: plain(v, h.name, k) for k, v in hv.items() if k not in MAGIC}
                 literal = frozenset(k for k, v in hv.items()
                                     if k not in MAGIC and _untrusted_template(v))
                 groups = tuple(sorted(g.name for g in h.get_groups()
@@ -108,7 +109,7 @@ def _parse(source: Path) -> tuple[dict[str, HostData], frozenset[str]]:
 def _untrusted_template(value: object) -> bool:
     """Text holding Jinja that Ansible would not render (vaulted values, text from a source
     Ansible does not trust), anywhere inside `value`."""
-    if type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode"):
+    if is_vaulted(value):
         return True  # Ansible uses a vaulted value as written, Jinja or not
     if isinstance(value, str):
         if not is_template(value):
@@ -121,39 +122,3 @@ def _untrusted_template(value: object) -> bool:
     if isinstance(value, list | tuple):
         return any(_untrusted_template(v) for v in value)
     return False
-
-
-def _vault_secrets(loader: object) -> None:
-    """Vault passwords as Ansible configures them (ANSIBLE_VAULT_PASSWORD_FILE, vault ids)."""
-    from ansible import constants as C
-    from ansible.cli import CLI
-
-    files = [C.DEFAULT_VAULT_PASSWORD_FILE] if C.DEFAULT_VAULT_PASSWORD_FILE else []
-    if files or C.DEFAULT_VAULT_IDENTITY_LIST:
-        try:  # decryption reads the process-wide secrets context, set once per process
-            secrets = CLI.setup_vault_secrets(loader, C.DEFAULT_VAULT_IDENTITY_LIST,
-                                              vault_password_files=files, auto_prompt=False,
-                                              initialize_context=True)
-        except Exception:  # already set by an earlier load in this process
-            secrets = CLI.setup_vault_secrets(loader, C.DEFAULT_VAULT_IDENTITY_LIST,
-                                              vault_password_files=files, auto_prompt=False,
-                                              initialize_context=False)
-        loader.set_vault_secrets(secrets)  # type: ignore[attr-defined]
-
-
-def _plain(value: object, host: str, name: str) -> object:
-    """Ansible's tagged strings and containers to plain Python values; vaulted values are
-    decrypted here, or refused with what to do."""
-    if type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode"):
-        try:
-            return str(value)
-        except Exception:  # Ansible raises its own types for a missing or wrong secret
-            raise InventoryError(f"inventory host {host}: {name} is vaulted and cannot be "
-                                 "decrypted; set ANSIBLE_VAULT_PASSWORD_FILE") from None
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v, host, name) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v, host, name) for v in value]
-    return value

@@ -14,17 +14,26 @@ Like ansible-core 2.19, only text Ansible trusts as a template is rendered: a va
 `literal` by the loader (a vaulted value, or text from a source Ansible does not trust) is
 used as written. ansible-core's templating is imported only when a value to render holds
 `{{` or `{%`, so inventories without Jinja cost nothing here.
+
+A value that cannot be rendered is one error line naming the host, the variable and the
+kind of failure (an undefined variable, a lookup or filter that failed, a syntax error).
+Ansible's own message is never shown: it can hold a rendered value (the file name a lookup
+was given, `mandatory(msg=...)`, a missing key), and a plugin or variable is named only
+when that name is written in the host's templates. `ansible-inventory --host` gives the
+detail.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InventoryError
+from orchestrator.inventory.ansible_values import plain, vault_secrets
 
 CONNECTION_VARS = frozenset({
     "ansible_connection", "ansible_host", "ansible_ssh_host", "ansible_port", "ansible_ssh_port",
@@ -62,15 +71,13 @@ class HostData:
 
 def render_hosts(hosts: dict[str, HostData], source: Path) -> None:
     """Render, in place, every host's connection variables that hold Jinja. InventoryError
-    (naming the host and variable, never the value) when one cannot be rendered."""
+    (naming the host, the variable and the kind of failure, never a value) when one cannot
+    be rendered."""
     todo = {name: names for name, h in hosts.items() if (names := to_render(h.vars, h.literal))}
     if not todo:
         return
-    from ansible.errors import AnsibleError
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar
-
-    from orchestrator.inventory.loader import _vault_secrets
 
     all_groups: dict[str, list[str]] = {"all": sorted(hosts), "ungrouped": []}
     for name, h in sorted(hosts.items()):
@@ -82,31 +89,79 @@ def render_hosts(hosts: dict[str, HostData], source: Path) -> None:
     with contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise):
         loader = DataLoader()
         loader.set_basedir(str(Path(source).resolve().parent))
-        _vault_secrets(loader)
+        vault_secrets(loader)
         for name, names in todo.items():
             h = hosts[name]
             variables = {k: v if k in h.literal else _trusted(v) for k, v in h.vars.items()}
             variables.update(inventory_hostname=name, inventory_hostname_short=name.split(".")[0],
                              group_names=list(h.groups), groups=all_groups)
             templar = Templar(loader=loader, variables=variables)
+            as_written = dict(h.vars)  # for a message: the text before any value is rendered
             for var in names:
                 raw = h.vars[var]
                 try:
                     value = templar.template(_trusted(raw))
-                except AnsibleError as exc:
-                    raise _failed(source, name, var, raw, exc) from None
-                except Exception as exc:  # a lookup plugin's own error
-                    raise _failed(source, name, var, raw, exc) from None
-                h.vars[var] = _plain(value)
+                except Exception as exc:  # Ansible's errors, and a lookup plugin's own
+                    kind = _failure_kind(exc, _written(as_written, h.literal))
+                    raise InventoryError(
+                        f"{source}: inventory host {name}: {var} cannot be rendered ({kind}); "
+                        f"check it with ansible-inventory --host {name}") from None
+                h.vars[var] = plain(value, name, var)
 
 
-def _failed(source: Path, host: str, var: str, raw: str, exc: BaseException) -> InventoryError:
-    text = str(getattr(exc, "message", None) or exc).strip()
-    detail = text.splitlines()[0].strip() if text else type(exc).__name__
-    if raw in detail or len(detail) > 200:
-        detail = type(exc).__name__
-    return InventoryError(f"{source}: inventory host {host}: {var} cannot be rendered "
-                          f"({detail}); check it with ansible-inventory --host {host}")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def _written(vars_: Mapping[str, Any], literal: Iterable[str]) -> set[str]:
+    """The words written in the host's templates (the Jinja text, never a value)."""
+    skip = set(literal)
+    words: set[str] = set()
+    todo = [v for k, v in vars_.items() if k not in skip]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, str):
+            if is_template(value):
+                words.update(_WORD.findall(value))
+        elif isinstance(value, Mapping):
+            todo.extend(value.values())
+        elif isinstance(value, list | tuple):
+            todo.extend(value)
+    return words
+
+
+def _failure_kind(exc: BaseException, written: set[str]) -> str:
+    """What failed, for a message. Ansible's own text is never shown: a lookup's or filter's
+    error, an attribute name or a `mandatory(msg=...)` can carry a rendered value (a
+    password). Only names written in the templates themselves are shown."""
+    from ansible.errors import (
+        AnsibleTemplateError,
+        AnsibleTemplatePluginError,
+        AnsibleTemplateSyntaxError,
+        AnsibleUndefinedVariable,
+    )
+
+    message = str(getattr(exc, "message", None) or exc).strip()
+    if isinstance(exc, AnsibleUndefinedVariable):
+        m = re.fullmatch(r"'([A-Za-z_][A-Za-z0-9_]*)' is undefined", message)
+        if m and m[1] in written:
+            return f"undefined variable '{m[1]}'"
+        return "an undefined variable or attribute"
+    if isinstance(exc, AnsibleTemplateSyntaxError):
+        return "template syntax error"
+    if isinstance(exc, AnsibleTemplatePluginError):
+        m = re.match(r"The (lookup|filter|test) plugin '([^']*)' "
+                     r"(failed to load|failed|was not found)", message)
+        if m is None:
+            return "a plugin failed"
+        plugin_type, plugin, what = m.groups()
+        if plugin in written or plugin.removeprefix("ansible.builtin.") in written:
+            return f"the {plugin_type} plugin '{plugin}' {what}"
+        return f"a {plugin_type} plugin {what}"
+    if isinstance(exc, AnsibleTemplateError):
+        cause = exc.__cause__
+        return f"template error: {type(cause).__name__}" if cause is not None else \
+            "template error"
+    return type(exc).__name__
 
 
 def _trusted(value: Any) -> Any:
@@ -119,21 +174,4 @@ def _trusted(value: Any) -> Any:
         return {k: _trusted(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_trusted(v) for v in value]
-    return value
-
-
-def _plain(value: Any) -> Any:
-    """Ansible's tagged results to plain Python values."""
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
     return value

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,20 +67,33 @@ def find_policy_files(root: Path) -> PolicyFiles:
     return found
 
 
-def _walk(folder: Path, st: os.stat_result, found: PolicyFiles,
+def _walk(root: Path, st: os.stat_result, found: PolicyFiles,
           folders: set[tuple[int, int]], files: set[tuple[int, int]]) -> None:
-    key = (st.st_dev, st.st_ino)
-    if key in folders:  # reached again through a link (or a loop): already read
-        return
-    folders.add(key)
-    try:
-        with os.scandir(folder) as it:
-            names = sorted(e.name for e in it)
-    except OSError as exc:
-        found.problems.append(f"{folder}: cannot list the folder: {_why(exc)}; make it "
-                              "readable by this user or move it out of the policy folder")
-        return
-    for name in names:
+    """Depth-first, names in sorted order, with an explicit stack (a policy folder may be
+    nested deeper than Python's recursion limit)."""
+    stack: list[tuple[Path, Iterator[str]]] = []
+
+    def enter(folder: Path, st: os.stat_result) -> None:
+        key = (st.st_dev, st.st_ino)
+        if key in folders:  # reached again through a link (or a loop): already read
+            return
+        folders.add(key)
+        try:
+            with os.scandir(folder) as it:
+                names = sorted(e.name for e in it)
+        except OSError as exc:
+            found.problems.append(f"{folder}: cannot list the folder: {_why(exc)}; make it "
+                                  "readable by this user or move it out of the policy folder")
+            return
+        stack.append((folder, iter(names)))
+
+    enter(root, st)
+    while stack:
+        folder, names = stack[-1]
+        name = next(names, None)
+        if name is None:
+            stack.pop()
+            continue
         if name.startswith("."):
             continue
         path = folder / name
@@ -93,7 +107,7 @@ def _walk(folder: Path, st: os.stat_result, found: PolicyFiles,
                                       "by this user or remove it")
             continue
         if stat.S_ISDIR(st.st_mode):
-            _walk(path, st, found, folders, files)
+            enter(path, st)
         elif name.endswith(SUFFIXES):
             if not stat.S_ISREG(st.st_mode):
                 found.problems.append(f"{path}: not a regular file; policy files must be "

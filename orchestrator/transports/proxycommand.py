@@ -17,12 +17,9 @@ import tempfile
 import time
 
 from orchestrator.errors import TransportError
+from orchestrator.textsafe import clean
 
 STDERR_TAIL = 4096
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 class ProxyCommand:
@@ -46,7 +43,7 @@ class ProxyCommand:
         except OSError as exc:
             mine.close()
             self._stderr.close()
-            raise TransportError(host, f"cannot start ProxyCommand {_printable(self.program)!r}: "
+            raise TransportError(host, f"cannot start ProxyCommand {clean(self.program)!r}: "
                                        f"{exc.strerror or exc}") from None
         finally:
             theirs.close()
@@ -77,7 +74,7 @@ class ProxyCommand:
         except (OSError, ValueError):
             return ""
         lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
-        return _printable(lines[-1])[:200] if lines else ""
+        return clean(lines[-1])[:200] if lines else ""
 
     def failure(self) -> str | None:
         """Why the connection failed if the proxy is the reason (it exited), else None."""
@@ -86,7 +83,7 @@ class ProxyCommand:
             return None
         how = f"exited with status {status}" if status >= 0 else f"was killed by signal {-status}"
         said = self.stderr_line()
-        return (f"ProxyCommand {_printable(self.program)!r} {how} before the SSH connection was "
+        return (f"ProxyCommand {clean(self.program)!r} {how} before the SSH connection was "
                 f"set up" + (f": {said}" if said else ""))
 
     def close(self) -> None:

@@ -1,10 +1,11 @@
 """Pure parsing of the SSH-related inventory variables (no paramiko here).
 
-Reads what Ansible users already write: ansible_host, ansible_port, ansible_user,
-ansible_ssh_private_key_file, ansible_password / ansible_ssh_pass and, inside
-ansible_ssh_common_args (and ansible_ssh_extra_args), `-o ProxyJump=...`, `-J ...`,
-`-o ProxyCommand=...` and `-o UserKnownHostsFile=...`. Other ssh options are ignored on purpose:
-host-key policy comes from the orchestrator's configuration, not from the inventory.
+Reads what Ansible users already write: the host, port, user, password and key variables
+of SSH_VARS (the same names, in the same order of precedence, as ansible-core's ssh
+connection plugin) and, inside ansible_ssh_common_args (and ansible_ssh_extra_args),
+`-o ProxyJump=...`, `-J ...`, `-o ProxyCommand=...` and `-o UserKnownHostsFile=...`. Other ssh
+options are ignored on purpose: host-key policy comes from the orchestrator's configuration,
+not from the inventory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,30 @@ from typing import Any
 
 from orchestrator.errors import InventoryError
 from orchestrator.transports.base import port_number
+
+# What ansible-core's ssh connection plugin reads for each setting (the `vars` of its options
+# host, port, remote_user, password and private_key_file). When several are set, the LAST one
+# listed wins: Ansible's configuration manager (ansible/config/manager.py, _loop_entries) takes
+# each defined one in turn, so `ansible_ssh_host` beats `ansible_host`.
+SSH_VARS: dict[str, tuple[str, ...]] = {
+    "host": ("ansible_host", "ansible_ssh_host"),
+    "port": ("ansible_port", "ansible_ssh_port"),
+    "user": ("ansible_user", "ansible_ssh_user"),
+    "password": ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password"),
+    "key_file": ("ansible_private_key_file", "ansible_ssh_private_key_file"),
+}
+
+
+def ansible_var(host_vars: Mapping[str, Any], names: tuple[str, ...]) -> Any:
+    """The value Ansible uses among `names` (listed in Ansible's order): the last one that is
+    set (not null), or None."""
+    value = None
+    for name in names:
+        found = host_vars.get(name)
+        if found is not None:
+            value = found
+    return value
+
 
 _JUMP_RE = re.compile(
     r"^(?:ssh://)?(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:\s]+)(?::(?P<port>\d+))?$"
@@ -106,12 +131,12 @@ def parse_common_args(args: str, where: str) -> dict[str, Any]:
 def ssh_options(name: str, host_vars: Mapping[str, Any]) -> SshOptions:
     """Build SshOptions for inventory host `name` from its (already merged) variables."""
     where = f"inventory host {name}"
-    host = str(host_vars.get("ansible_host") or host_vars.get("ansible_ssh_host") or name)
-    port_raw = host_vars.get("ansible_port", host_vars.get("ansible_ssh_port", 22))
-    port = port_number(port_raw, where)
-    user = host_vars.get("ansible_user") or host_vars.get("ansible_ssh_user")
-    key = host_vars.get("ansible_ssh_private_key_file") or host_vars.get("ansible_private_key_file")
-    password = host_vars.get("ansible_password") or host_vars.get("ansible_ssh_pass")
+    host = str(ansible_var(host_vars, SSH_VARS["host"]) or name)
+    port_raw = ansible_var(host_vars, SSH_VARS["port"])
+    port = port_number(22 if port_raw is None else port_raw, where)
+    user = ansible_var(host_vars, SSH_VARS["user"])
+    key = ansible_var(host_vars, SSH_VARS["key_file"])
+    password = ansible_var(host_vars, SSH_VARS["password"])
     args = " ".join(
         str(host_vars[k])
         for k in ("ansible_ssh_common_args", "ansible_ssh_extra_args")

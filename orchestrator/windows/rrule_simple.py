@@ -33,11 +33,12 @@ from functools import cache, cached_property
 # (the same bound as cron schedules).
 SEARCH_YEARS = 50
 
-_DT = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})$")
-_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+# ASCII digits only ([0-9]: Python's \d takes any script's digits, and int() reads them)
+_DT = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})\Z")
+_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})\Z")
 _DAYS = {"MO": 0, "TU": 1, "WE": 2, "TH": 3, "FR": 4, "SA": 5, "SU": 6}
-_BYDAY = re.compile(r"^([+-]?[1-5])?(MO|TU|WE|TH|FR|SA|SU)$")
-_INT = re.compile(r"^[+-]?\d{1,3}$")
+_BYDAY = re.compile(r"([+-]?[1-5])?(MO|TU|WE|TH|FR|SA|SU)\Z")
+_INT = re.compile(r"[+-]?[0-9]{1,3}\Z")
 _FREQS = {"YEARLY": 0, "MONTHLY": 1, "WEEKLY": 2, "DAILY": 3}
 
 
@@ -224,10 +225,13 @@ class SimpleRule:
         if end is not None:
             stop = end
         else:
-            try:
-                stop = lower.replace(year=lower.year + SEARCH_YEARS)
-            except ValueError:  # 29 February or past year 9999
+            year = lower.year + SEARCH_YEARS
+            if year > datetime.max.year:
                 stop = datetime.max
+            elif lower.month == 2 and lower.day == 29:  # no 29 February in that year, maybe
+                stop = lower.replace(year=year, day=28)
+            else:
+                stop = lower.replace(year=year)
         if self.until is not None:
             stop = min(stop, self.until + timedelta(microseconds=1))
         remaining = self.count

@@ -27,7 +27,7 @@ from orchestrator.windows.rrule_simple import SimpleSet, month_info, parse_simpl
 SEARCH_YEARS = 50
 
 _DOW_NAMES = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
-_LAST_DOW = re.compile(r"^([0-7]|sun|mon|tue|wed|thu|fri|sat)l$")
+_LAST_DOW = re.compile(r"([0-7]|sun|mon|tue|wed|thu|fri|sat)l\Z")
 
 
 class ScheduleError(PolicyError):
@@ -129,7 +129,7 @@ def _rewrite_dow(field: str) -> str:
 _MONTH_NAMES = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
 _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_NUM = re.compile(r"^\d{1,2}$")
+_NUM = re.compile(r"[0-9]{1,2}\Z")  # ASCII digits only (\d takes any script's); with .match
 
 
 class _Unsupported(Exception):
@@ -348,7 +348,8 @@ def _cron_days(spec: CronSpec, year: int, month: int) -> list[int]:
 
 
 # ---------------------------------------------------------------- rrule
-_PROP = re.compile(r"^(?P<name>[A-Z-]+)(?P<params>(?:;[^:]*)?):(?P<value>.*)$", re.I)
+# Printable ASCII only: dateutil reads any script's digits (int() does), RFC 5545 rules have none
+_PROP = re.compile(r"(?P<name>[A-Za-z-]+)(?P<params>(?:;[ -9;-~]*)?):(?P<value>[ -~]*)\Z")
 
 
 @dataclass(frozen=True, eq=False)
@@ -456,7 +457,7 @@ def normalise_rrule(text: str, timezone: str) -> str:
     for line in lines:
         m = _PROP.match(line)
         if not m:
-            raise ValueError(f"rrule line {line!r} is not NAME[;PARAM=..]:VALUE")
+            raise ValueError(f"rrule line {line!r} is not NAME[;PARAM=..]:VALUE in ASCII")
         name, params, value = m.group("name").upper(), m.group("params"), m.group("value")
         if name in ("DTSTART", "EXDATE", "RDATE"):
             has_start = has_start or name == "DTSTART"

@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -327,9 +328,15 @@ def test_state_that_is_no_url_nor_path(tmp_path: Path, monkeypatch, capsys, stat
     ("ssh:\n  knownHosts: [a]\n", "orchestrator.yml: ssh.knownHosts must be the path"),
     ("policies:\n", "orchestrator.yml: policies must be a path or URL (a string), not null"),
     ("state: 5\n", "orchestrator.yml: state must be a path or URL (a string), not 5"),
-    ("forks: " + "9" * 5000 + "\n", "orchestrator.yml:1:8: a number is too long"),
+    ("forks: " + "9" * 5000 + "\n", "orchestrator.yml:1:8: number too large"),
     ("ssh: {hostKeys: [1]}\n", "orchestrator.yml: ssh.hostKeys must be strict or acceptNew"),
-    ("forks: " + "9" * 400 + "\n", "forks must be a whole number from 1 to 1000, not 999"),
+    ("forks: " + "9" * 400 + "\n", "orchestrator.yml:1:8: number too large"),
+    ("forks: " + "9" * 19 + "\n", "forks must be a whole number from 1 to 1000, not 999"),
+    # the configuration is read as policy files are: no aliases, no duplicate keys, one document
+    ("policies: &p policies/\nplaybooks: *p\n", "orchestrator.yml:1:11: YAML anchors and "
+     "aliases (&name, *name) are not allowed in the configuration file"),
+    ("forks: 5\nforks: 6\n", "orchestrator.yml:2:1: duplicate key 'forks'"),
+    ("forks: 5\n---\nforks: 6\n", "orchestrator.yml:3:1: more than one YAML document"),
     ("forks: true\n", "forks must be a whole number from 1 to 1000, not true"),
     ("forks: 2.5\n", "forks must be a whole number from 1 to 1000, not 2.5"),
     ("1: x\nfoo: y\n", "unknown setting '1'"),
@@ -344,6 +351,39 @@ def test_config_errors_are_one_line(tmp_path: Path, monkeypatch, capsys, text: s
     assert message in err and "internal error" not in err
     assert len(err) < 300
     assert not (tmp_path / "None").exists()
+
+
+def test_config_alias_bomb_is_refused_at_once(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A few hundred bytes of anchors expand to millions of values: refused where the first
+    anchor is written, before anything is expanded (or shown in a message)."""
+    monkeypatch.chdir(tmp_path)
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)]
+    (tmp_path / "orchestrator.yml").write_text("forks:\n  " + "\n  ".join(lines) + "\n")
+    start = time.monotonic()
+    code, out, err = run(capsys, "log")
+    assert time.monotonic() - start < 5
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "orchestrator.yml:2:7: YAML anchors and aliases" in err
+
+
+def test_wrong_config_value_is_shown_without_expanding_it() -> None:
+    """A wrong value is shown cut, and only what is shown is turned into text."""
+    from orchestrator.config import _shown
+
+    calls = []
+
+    class Item:
+        def __repr__(self) -> str:
+            calls.append(1)
+            return "item"
+
+    shown = _shown([Item() for _ in range(1000)])
+    assert len(shown) <= 60 and shown.startswith("[item, item")
+    assert len(calls) < 20
+    long = _shown("x" * 1000)
+    assert len(long) <= 60 and long.startswith("'xxx") and "..." in long
+    assert (_shown(None), _shown(True), _shown(5)) == ("null", "true", "5")
 
 
 def test_forks_from_environment(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -61,6 +61,43 @@ def test_redact_hides_passwords(text: str, shown: str) -> None:
     assert shown in out
 
 
+@pytest.mark.parametrize(("text", "shown"), [
+    # libpq keyword/value strings: a quoted value runs to its closing quote, spaces and all
+    ("host=db password='hunter 2' dbname=x", "host=db password=*** dbname=x"),
+    ("host=db password = 'hunter 2'", "host=db password = ***"),
+    ("password='hun\\'ter 2' port=5", "password=*** port=5"),
+    ('password="hunter 2" port=5', "password=*** port=5"),
+    ("x: password='hunter 2", "x: password=***"),  # no closing quote: to the end
+    ("x: password='hunter 2\\", "x: password=***"),  # nor after a last backslash
+    ("(password='hunter 2')", "(password=***)"),
+    ("host=db password=hunter\\ 2 dbname=x", "host=db password=*** dbname=x"),
+    ("sqlite:////tmp/host=db password='hunter 2': cannot open",
+     "sqlite:////tmp/host=db password=***: cannot open"),
+    # a password with a space in the user information
+    ("postgresql://u:hunter 2@h/db: refused", "postgresql://u:***@h/db: refused"),
+    ("'postgresql://u:hunter 2@h/db'", "'postgresql://u:***@h/db'"),
+    # query strings: quoted values, and the ':' that ends a message is not the password's
+    ("postgresql://h/db?password='hunter 2'&sslmode=require",
+     "postgresql://h/db?password=***&sslmode=require"),
+    ("error: postgresql://h/db?password=hunter%202: refused",
+     "error: postgresql://h/db?password=***: refused"),
+])
+def test_redact_hides_quoted_and_spaced_passwords(text: str, shown: str) -> None:
+    out = redact(text)
+    assert "hunter" not in out and "ter 2" not in out
+    assert out == shown
+
+
+def test_state_in_libpq_form_is_never_printed(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    for state in ("host=db password='hunter 2'", "/nonexistent/host=db password='hunter 2'",
+                  "postgresql://u:hunter 2@h/db"):
+        code = main(["--state", state, "log", "verify"])
+        out, err = capsys.readouterr()
+        assert code == 1 and "***" in err
+        assert "hunter" not in out + err
+
+
 @pytest.mark.parametrize("text", ["sqlite:////srv/state.db", "postgresql://u@h/db",
                                   "see https://example.org/a:b and x=y",
                                   "window patch@2026-01-01T00:00:00+01:00"])

@@ -69,7 +69,7 @@ from orchestrator.inventory.loader import load_inventory
 inv = load_inventory('hosts.ini', cache_dir=sys.argv[1] if len(sys.argv) > 1 else None)
 h = inv.hosts['web-01']
 print(json.dumps({'password': h.vars.get('ansible_password'), 'user': h.vars.get('ansible_user'),
-                  'literal': h.vars.get('vaulted_jinja'),
+                  'literal': h.vars.get('ansible_ssh_pass'),
                   'templar': 'ansible.template' in sys.modules,
                   'ansible': any(m == 'ansible' or m.startswith('ansible.') for m in sys.modules)}))
 """
@@ -98,16 +98,17 @@ def test_vaulted_variable_referenced_through_jinja(tmp_path: Path) -> None:
                           "--vault-password-file", str(tmp_path / "pw"), "deployer",
                           "--name", "vault_ssh_user"], check=True, capture_output=True,
                          text=True).stdout
+    # a vaulted connection variable holding Jinja: a password with braces in it
     jinja = subprocess.run([str(VENV_BIN / "ansible-vault"), "encrypt_string",
-                            "--vault-password-file", str(tmp_path / "pw"), "{{ 1 + 1 }}",
-                            "--name", "vaulted_jinja"], check=True, capture_output=True,
+                            "--vault-password-file", str(tmp_path / "pw"), "pa{{ 1 + 1 }}ss",
+                            "--name", "ansible_ssh_pass"], check=True, capture_output=True,
                            text=True).stdout
     (gv / "plain.yml").write_text(one + jinja)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_VAULT")}
     env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(tmp_path / "pw")
     got = probe(tmp_path, env, str(tmp_path / "cache"))
     assert got["password"] == "s3cret-ssh" and got["user"] == "deployer"
-    assert got["literal"] == "{{ 1 + 1 }}"  # Ansible does not template a vaulted value
+    assert got["literal"] == "pa{{ 1 + 1 }}ss"  # Ansible does not template a vaulted value
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
@@ -123,3 +124,44 @@ def test_templating_is_imported_only_for_jinja(tmp_path: Path) -> None:
     probe(tmp_path, env, cache)
     got = probe(tmp_path, env, cache)
     assert got["user"] == "admin" and got["templar"]
+
+
+SECRET = "hunter2-SECRET"
+
+
+@pytest.mark.parametrize(("template", "kind"), [
+    # the error text of these holds the secret value; the line says what failed, not how
+    ("{{ lookup('file', secret_pw) }}", "(the lookup plugin 'file' failed)"),
+    ("{{ query('file', secret_pw) }}", "(the lookup plugin 'file' failed)"),
+    ("{{ nothing_here | mandatory(msg=secret_pw) }}",
+     "(the filter plugin 'ansible.builtin.mandatory' failed)"),
+    ("{{ lookup(secret_pw) }}", "(a lookup plugin was not found)"),  # its name is the secret
+    ("{{ {'a': 1}[secret_pw] }}", "(an undefined variable or attribute)"),
+    ("{{ secret_pw | from_json }}", "(the filter plugin 'ansible.builtin.from_json' failed)"),
+    ("{{ secret_pw | int + (1 / 0) }}", "(template error: ZeroDivisionError)"),
+    ("{{ secret_pw ~ nowhere }}", "(undefined variable 'nowhere')"),
+    ("{{ secret_pw }} {{ x y }}", "(template syntax error)"),
+])
+def test_render_error_names_host_variable_and_kind_never_a_value(tmp_path: Path, template: str,
+                                                                 kind: str) -> None:
+    src = tmp_path / "hosts.yml"
+    host = {"secret_pw": SECRET, "ansible_password": template}
+    src.write_text(json.dumps({"all": {"hosts": {"web-01": host}}}))
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(src)
+    text = str(exc.value)
+    assert text == (f"{src}: inventory host web-01: ansible_password cannot be rendered {kind}; "
+                    "check it with ansible-inventory --host web-01")
+    assert "hunter2" not in text
+
+
+def test_render_error_from_a_nested_variable_keeps_its_value(tmp_path: Path) -> None:
+    """A variable reached through another is rendered too; its value stays out of the line."""
+    src = tmp_path / "hosts.yml"
+    host = {"secret_pw": SECRET, "inner": "{{ lookup('file', secret_pw) }}",
+            "ansible_host": "{{ inner }}"}
+    src.write_text(json.dumps({"all": {"hosts": {"web-01": host}}}))
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(src)
+    assert "ansible_host cannot be rendered (the lookup plugin 'file' failed)" in str(exc.value)
+    assert "hunter2" not in str(exc.value)

@@ -169,3 +169,32 @@ def test_non_utf8_names_the_place(tmp_path: Path) -> None:
     (tmp_path / "groups.yml").write_bytes(text)
     assert problems(tmp_path) == ["groups.yml:4:3: not UTF-8 text (byte 0xff); save the file "
                                   "as UTF-8"]
+
+
+def test_deeply_nested_folders_are_walked_in_order(tmp_path: Path) -> None:
+    """1,100 nested folders (deeper than Python's recursion limit): every file is found, in
+    the order of a depth-first walk of sorted names."""
+    root = tmp_path / "policies"
+    (root / "a").mkdir(parents=True)
+    folders = [root / "a"]
+    try:
+        for _ in range(1100):  # mkdir(parents=True) would recurse too
+            folders.append(folders[-1] / "d")
+            folders[-1].mkdir()
+        deep = folders[-1]
+        (deep / "freeze.yml").write_text(FREEZE)
+        (deep / "back").symlink_to(root)  # a loop from the bottom still ends
+        (root / "a" / "m.yml").write_text("")
+        (root / "b.yml").write_text(WINDOW)
+        found = files.find_policy_files(root)
+        assert found.problems == []
+        assert found.files == [deep / "freeze.yml", root / "a" / "m.yml", root / "b.yml"]
+        ps = load_policies(root)
+        assert list(ps.freezes) == ["year-end"]
+        assert not check_group(ps, "web", IN_FREEZE).open
+    finally:
+        # shutil.rmtree (pytest's clean-up of old tmp folders) recurses: remove it here
+        for name in ("freeze.yml", "back"):
+            (folders[-1] / name).unlink(missing_ok=True)
+        for folder in reversed(folders[1:]):
+            folder.rmdir()

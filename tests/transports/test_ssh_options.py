@@ -58,6 +58,47 @@ def test_ssh_options_from_inventory():
     assert ssh_options("db", {}).host == "db"
 
 
+# Each option and the variables that set it, as ansible-core's ssh connection plugin lists them
+ANSIBLE_SSH_VARS = {
+    "host": ("ansible_host", "ansible_ssh_host"),
+    "port": ("ansible_port", "ansible_ssh_port"),
+    "remote_user": ("ansible_user", "ansible_ssh_user"),
+    "password": ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password"),
+    "private_key_file": ("ansible_private_key_file", "ansible_ssh_private_key_file"),
+}
+
+
+def _ansible_answer(host_vars: dict) -> dict:
+    """What ansible-core's own ssh connection plugin reads from these variables."""
+    import io
+
+    from ansible.playbook.play_context import PlayContext
+    from ansible.plugins.loader import connection_loader
+
+    conn = connection_loader.get("ssh", PlayContext(), io.StringIO())
+    conn.set_options(var_options={"inventory_hostname": "web-01", **host_vars})
+    return {opt: conn.get_option(opt) for opt in ANSIBLE_SSH_VARS}
+
+
+@pytest.mark.parametrize("option", sorted(ANSIBLE_SSH_VARS))
+def test_connection_variables_follow_ansible_precedence(option: str) -> None:
+    """When several spellings are set, the one Ansible uses is the one we use (a host must
+    not be audited at one address and checked at another)."""
+    import itertools
+
+    names = ANSIBLE_SSH_VARS[option]
+    for n in range(1, len(names) + 1):
+        for chosen in itertools.combinations(names, n):
+            values = {name: (2200 + i if option == "port" else f"{name}-value")
+                      for i, name in enumerate(chosen)}
+            want = _ansible_answer(values)[option]
+            o = ssh_options("web-01", values)
+            got = {"host": o.host, "port": o.port, "remote_user": o.user,
+                   "password": o.password, "private_key_file": o.key_file}[option]
+            assert got == want, chosen
+    assert ssh_options("web-01", {"ansible_ssh_password": "pw"}).password == "pw"
+
+
 def test_bad_inventory_values():
     with pytest.raises(InventoryError, match="inventory host h: ansible_port"):
         ssh_options("h", {"ansible_port": "ssh"})

@@ -116,11 +116,45 @@ def test_export_gap_and_fold_entries():
       "timezone": "Europe/Berlin"}, "TZID=Europe/Paris"),
     ({"rrule": "DTSTART:20260101T220000\nRRULE:FREQ=SOMETIMES", "timezone": "UTC"},
      "does not parse"),
+    # digits are 0-9 only, as in ECMA regular expressions (Python's \\d takes any script's)
+    ({"cron": "\u0660 \u0663 * * *", "timezone": "UTC"}, "does not parse"),
+    ({"cron": "0 \u0663 * * *", "timezone": "UTC"}, "does not parse"),
+    ({"cron": "0 3 * * \u0661", "timezone": "UTC"}, "does not parse"),
+    ({"cron": "0 3 1-\u0665 * *", "timezone": "UTC"}, "does not parse"),
+    ({"rrule": "DTSTART:20260101T220000\nRRULE:FREQ=DAILY;BYHOUR=\u0663", "timezone": "UTC"},
+     "ASCII"),
+    ({"rrule": "DTSTART:\u0662\u0660\u0662\u06660101T220000\nRRULE:FREQ=DAILY",
+      "timezone": "UTC"}, "ASCII"),
 ])
 def test_validate_schedule_problems(spec, problem):
     w = make_window({**spec, "duration": "1h"})
     problems = validate_schedule(w)
     assert len(problems) == 1 and problem in problems[0], problems
+
+
+@pytest.mark.parametrize("text", [
+    "DTSTART:20260101T220000\nRRULE:FREQ=DAILY;BYHOUR=\u0663",
+    "DTSTART:20260101T220000\nRRULE:FREQ=DAILY;INTERVAL=\u0662",
+    "DTSTART:20260101T220000\nRRULE:FREQ=MONTHLY;BYDAY=\u0661MO",
+    "DTSTART:\u0662\u0660\u0662\u06660101T220000\nRRULE:FREQ=DAILY",
+    "DTSTART:20260101T220000\nRRULE:FREQ=DAILY\nRDATE:\u0662\u0660\u0662\u06660102T220000",
+])
+def test_fast_rrule_path_reads_ascii_digits_only(text):
+    from orchestrator.windows.rrule_simple import parse_simple
+
+    assert parse_simple(text.replace("\u0660", "0").replace("\u0661", "1")
+                        .replace("\u0662", "2").replace("\u0663", "3")
+                        .replace("\u0666", "6")) is not None
+    assert parse_simple(text) is None
+
+
+def test_fast_cron_path_reads_ascii_digits_only():
+    from orchestrator.windows.schedule import _Unsupported, quick_expand
+
+    assert quick_expand("0 3 * * 1")[0][:2] == [[0], [3]]
+    for expr in ("\u0660 3 * * 1", "0 3 * * \u0661", "*/\u0665 3 * * *", "0 3 * * 1#\u0662"):
+        with pytest.raises(_Unsupported):
+            quick_expand(expr)
 
 
 def test_validate_schedule_ok():

@@ -141,3 +141,17 @@ def test_cron_shared_day_fields_equal_full_parse(minute, hour, days):
             == list(itertools.islice(full.starts(start), 10)))
 
 
+
+
+def test_a_search_from_29_february_is_bounded_like_any_other():
+    """From 29 February the 50-year bound fell back to year 9999 (and the batches then
+    disagreed with dateutil's answer near the end of the calendar); it is 28 February now."""
+    text = "DTSTART:20240229T220000\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"
+    fast = parse_simple(text)
+    assert fast is not None
+    start = datetime(2024, 2, 29, 0, 0)
+    ref = rrulestr(text, forceset=True)
+    expected = ref.between(start, start + timedelta(days=800), inc=True)
+    got = [t for b in fast.batches(start) for t in b]
+    assert got[:len(expected)] == expected
+    assert max(got) < datetime(2024 + 51, 1, 1)
