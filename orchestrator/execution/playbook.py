@@ -11,6 +11,8 @@ them (never a parse of stdout), and no process of a run outlives it.
 
 from __future__ import annotations
 
+import os
+import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +77,36 @@ def known_hosts_files(settings: Any, hosts: Mapping[str, Mapping[str, Any]]) -> 
     return files
 
 
+def write_unsafe_vars(path: Path, values: Mapping[str, Any]) -> None:
+    """Extra variables as a private YAML file in which no string can be a template: Ansible
+    templates extra variables, and these hold text from hosts (package names, versions) and
+    policies, which must stay data (a version `{{ lookup('pipe', ...) }}` would otherwise run
+    a command on the controller)."""
+    import yaml
+
+    class UnsafeDumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+        # Ansible templates only text holding "{": such text is tagged !unsafe. Other text
+        # stays a plain (quoted where needed) string: Ansible's !unsafe re-resolves a
+        # scalar's type, so "true" would become a boolean and "1.10" the number 1.1.
+        if "{" in data:
+            return dumper.represent_scalar("!unsafe", data, style="'")
+        return yaml.SafeDumper.represent_str(dumper, data)
+
+    def mapping(dumper: yaml.SafeDumper, data: Mapping[Any, Any]) -> yaml.Node:
+        pairs = [(dumper.represent_scalar("tag:yaml.org,2002:str", str(k)),
+                  dumper.represent_data(v)) for k, v in data.items()]
+        return yaml.MappingNode("tag:yaml.org,2002:map", pairs)
+
+    UnsafeDumper.add_representer(str, text)
+    UnsafeDumper.add_representer(dict, mapping)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        yaml.dump(dict(values), fh, Dumper=UnsafeDumper, allow_unicode=True)
+
+
 def run_playbook(playbook: Path, inventory: Path,
                  hosts: Mapping[str, Mapping[str, Any]] | Iterable[str], *,
                  event_handler: EventHandler, known_hosts: Sequence[Path], forks: int,
@@ -103,17 +135,19 @@ def run_playbook(playbook: Path, inventory: Path,
             outcome.canceled = True
             break
         with Workspace() as ws:
+            data = ws.path / "orchestrator-vars.yml"
+            write_unsafe_vars(data, extravars or {})
+            cmdline = f"-e @{shlex.quote(str(data))}" + (" --check --diff" if check else "")
             runner = ansible_runner.run(
                 private_data_dir=str(ws.path),
                 playbook=str(playbook.resolve()),
                 inventory=str(Path(inventory).resolve()),
                 limit=",".join(names),
                 forks=forks,
-                cmdline="--check --diff" if check else None,
+                cmdline=cmdline,
                 envvars=ws.env(known_hosts, strict),
-                # ours last: the host-key settings and the plugin beat anything passed in
-                extravars={**(extravars or {}), **ws.extravars(known_hosts, strict),
-                           "ansible_connection": plugin},
+                # ours: the host-key settings and the plugin beat anything passed in
+                extravars={**ws.extravars(known_hosts, strict), "ansible_connection": plugin},
                 event_handler=event_handler,
                 cancel_callback=cancel,
                 quiet=True,
