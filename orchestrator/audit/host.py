@@ -20,7 +20,6 @@ from orchestrator.audit.checks import (
 )
 from orchestrator.audit.result import CheckResult, HostAudit, host_status
 from orchestrator.audit.waivers import apply_waivers
-from orchestrator.errors import HostKeyError, OrchestratorError, TransportError
 from orchestrator.policy.model import Baseline, Waiver
 
 
@@ -58,8 +57,7 @@ def judge(checks: list[Check], facts: dict, job: HostJob, today: date) -> list[C
 
 def audit_host(job: HostJob, settings: Any, timeout: float, today: date) -> HostAudit:
     """Never raises for host trouble: unreachable and error hosts come back as results."""
-    from orchestrator.facts import gather
-    from orchestrator.transports import transport_for_host
+    from orchestrator.hostfacts import gather_host
 
     started = time.monotonic()
     checks = [c for b in job.baselines for c in baseline_checks(b)]
@@ -70,22 +68,9 @@ def audit_host(job: HostJob, settings: Any, timeout: float, today: date) -> Host
 
     if not checks:
         return done("compliant")
-    try:
-        transport = transport_for_host(job.host, job.vars, settings)
-    except OrchestratorError as exc:
-        return done("error", exc.message)
-    try:
-        try:
-            transport.connect()
-        except HostKeyError as exc:
-            return done("error", exc.message)
-        except TransportError as exc:
-            return done("unreachable", exc.message)
-        try:
-            facts = gather(transport, merge_needs(checks), timeout=timeout)
-        except TransportError as exc:
-            return done("error", exc.message)
-    finally:
-        transport.close()
+    got = gather_host(job.host, job.vars, settings, merge_needs(checks), timeout)
+    if got.status != "ok":
+        return done(got.status, got.error)
+    facts = got.facts
     results = tuple(judge(checks, facts, job, today))
     return done(host_status(results), None, results)

@@ -9,7 +9,6 @@ the host's baselines. Every scan is new change-log records (`patch.scan.start`, 
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,10 +21,9 @@ from orchestrator.errors import (
     EXIT_CHANGES,
     EXIT_INCOMPLETE,
     EXIT_OK,
-    HostKeyError,
     OrchestratorError,
-    TransportError,
 )
+from orchestrator.hostfacts import chosen_members
 from orchestrator.inventory.model import Inventory
 from orchestrator.patching.approval import decide
 from orchestrator.patching.model import CanaryEvidence, Decision, PendingUpdate
@@ -163,19 +161,9 @@ def scan_jobs(ps: PolicySet, inv: Inventory, group: str | None = None,
               limit: str | None = None, *, refresh: bool = True) -> list[ScanJob]:
     """One job per host of the chosen groups that have a patch policy. A host in two such
     groups with different patch policies is an error (validate --inventory says so too)."""
-    if group is not None and group not in ps.groups:
-        known = ", ".join(sorted(ps.groups)) or "none"
-        raise OrchestratorError(f"{ps.root}: no AssetGroup named {group!r} (known: {known}); "
-                                "check --group")
-    chosen = [ps.groups[group]] if group else list(ps.groups.values())
-    patterns = [p.strip() for p in (limit or "").split(",") if p.strip()]
     by_host: dict[str, str] = {}
-    for g in chosen:
-        if g.patch_policy is None:
-            continue
-        for h in inv.members(g):
-            if patterns and not any(fnmatch.fnmatchcase(h.name, p) for p in patterns):
-                continue
+    for g, h in chosen_members(ps, inv, group, limit):
+        if g.patch_policy is not None:
             other = by_host.get(h.name)
             if other is not None and ps.groups[other].patch_policy != g.patch_policy:
                 raise OrchestratorError(
@@ -190,8 +178,8 @@ def scan_jobs(ps: PolicySet, inv: Inventory, group: str | None = None,
 # ---------------------------------------------------------------- on the host
 def list_host(job: ScanJob, settings: Any, timeout: float) -> HostListing:
     """Connect, refresh and list in one round trip, close. Never raises for host trouble."""
-    from orchestrator.facts import FactRequest, gather
-    from orchestrator.transports import transport_for_host
+    from orchestrator.facts import FactRequest
+    from orchestrator.hostfacts import gather_host
 
     started = time.monotonic()
 
@@ -201,23 +189,10 @@ def list_host(job: ScanJob, settings: Any, timeout: float) -> HostListing:
 
     fact = "win.updates.pending" if job.platform == "windows" else "updates.pending"
     request = FactRequest(fact, () if job.refresh else ("norefresh",))
-    try:
-        transport = transport_for_host(job.host, job.vars, settings)
-    except OrchestratorError as exc:
-        return done("error", exc.message)
-    try:
-        try:
-            transport.connect()
-        except HostKeyError as exc:
-            return done("error", exc.message)
-        except TransportError as exc:
-            return done("unreachable", exc.message)
-        try:
-            result = gather(transport, [request], timeout=timeout)[request]
-        except TransportError as exc:
-            return done("error", exc.message)
-    finally:
-        transport.close()
+    got = gather_host(job.host, job.vars, settings, [request], timeout)
+    if got.status != "ok":
+        return done(got.status, got.error)
+    result = got.facts[request]
     if not result.ok:
         return done("error", f"{job.host}: {fact}: {result.error}")
     listing = result.value
