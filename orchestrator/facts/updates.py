@@ -29,7 +29,7 @@ CLASSIFICATIONS = ("security", "bugfix", "enhancement", "other")
 SEVERITIES = ("critical", "high", "medium", "low")
 # MSRC Critical/Important/Moderate/Low, dnf and zypper severities (any case), and the plain
 # words; "none"/"unspecified"/"" mean no severity.
-_SEVERITY = {
+SEVERITY_WORDS = {
     "critical": "critical",
     "important": "high",
     "high": "high",
@@ -71,8 +71,8 @@ def normalise_severity(text: object) -> str | None:
     word = str(text).strip().lower()
     if word in _NO_SEVERITY:
         return None
-    if word in _SEVERITY:
-        return _SEVERITY[word]
+    if word in SEVERITY_WORDS:
+        return SEVERITY_WORDS[word]
     raise FactParseError(f"unknown severity {str(text)[:40]!r}")
 
 

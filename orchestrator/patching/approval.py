@@ -23,18 +23,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from fnmatch import fnmatchcase
 
+from orchestrator.facts.updates import SEVERITY_WORDS
 from orchestrator.patching.model import CanaryEvidence, Decision, PendingUpdate
 from orchestrator.policy.model import ApprovalRule, PatchPolicy, Promotion
 
-_POLICY_SEVERITY = {
-    "critical": "critical",
-    "important": "high",
-    "high": "high",
-    "moderate": "medium",
-    "medium": "medium",
-    "low": "low",
-    "unknown": None,
-}
+# a policy's severity words are the hosts' (MSRC, dnf, zypper), plus `unknown`: no severity
+_POLICY_SEVERITY: dict[str, str | None] = {**SEVERITY_WORDS, "unknown": None}
 
 
 def _plus(day: date, days: int) -> date | None:
