@@ -11,6 +11,7 @@ is a one-line StateError naming the file (privatefs).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -139,6 +140,22 @@ class SqliteStore(ChangeLogStore):
             os.close(dir_fd)
         return os.path.join(real, name)
 
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE (writers queue here, before reading what
+        they will write after), COMMIT when the block ends, ROLLBACK if it raises; SQLite
+        errors become one-line StateErrors."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from None
+
     def append(self, entry: Entry) -> Record:
         return self.append_many([entry])[0]
 
@@ -147,28 +164,19 @@ class SqliteStore(ChangeLogStore):
         out: list[Record] = []
         if not entries:
             return out
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute(
-                    "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-                seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-                for entry in entries:
-                    rec = seal(entry, seq, prev)
-                    self._conn.execute(
-                        f"INSERT INTO records ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (rec.seq, rec.time, rec.run, rec.occurrence, rec.policyRevision,
-                         rec.actor, rec.host, rec.group, rec.action, rec.status,
-                         json.dumps(rec.details, sort_keys=True, ensure_ascii=False),
-                         rec.prevHash, rec.hash))
-                    out.append(rec)
-                    seq, prev = seq + 1, rec.hash
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise self._fail(exc) from None
+        with self._immediate() as conn:
+            row = conn.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+            for entry in entries:
+                rec = seal(entry, seq, prev)
+                conn.execute(
+                    f"INSERT INTO records ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (rec.seq, rec.time, rec.run, rec.occurrence, rec.policyRevision,
+                     rec.actor, rec.host, rec.group, rec.action, rec.status,
+                     json.dumps(rec.details, sort_keys=True, ensure_ascii=False),
+                     rec.prevHash, rec.hash))
+                out.append(rec)
+                seq, prev = seq + 1, rec.hash
         return out
 
     def records(self, flt: LogFilter | None = None) -> Iterator[Record]:
@@ -195,24 +203,13 @@ class SqliteStore(ChangeLogStore):
     def acquire_lease(self, key: str, holder: str, until: datetime,
                       now: datetime | None = None) -> bool:
         at = _utc(now or datetime.now(UTC))
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute("SELECT until FROM leases WHERE key = ?",
-                                         (key,)).fetchone()
-                if row is not None and row[0] > at:
-                    self._conn.execute("ROLLBACK")
-                    return False
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO leases (key, holder, acquired, until) "
-                    "VALUES (?,?,?,?)", (key, holder, _utc(datetime.now(UTC)), _utc(until)))
-                self._conn.execute("COMMIT")
-                return True
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise self._fail(exc) from None
+        with self._immediate() as conn:
+            row = conn.execute("SELECT until FROM leases WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[0] > at:
+                return False  # held: nothing written
+            conn.execute("INSERT OR REPLACE INTO leases (key, holder, acquired, until) "
+                         "VALUES (?,?,?,?)", (key, holder, _utc(datetime.now(UTC)), _utc(until)))
+            return True
 
     def release_lease(self, key: str, holder: str) -> None:
         try:
@@ -233,25 +230,17 @@ class SqliteStore(ChangeLogStore):
         items = sorted(set(pending))
         if not items:
             return {}
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT OR IGNORE INTO patch_first_seen (grp, host, package, version, "
-                    "first_seen) VALUES (?,?,?,?,?)",
-                    [(group, host, name, version, seen.isoformat()) for name, version in items])
-                out: dict[tuple[str, str], date] = {}
-                for name, version in items:
-                    row = self._conn.execute(
-                        "SELECT MIN(first_seen) FROM patch_first_seen WHERE grp = ? AND "
-                        "package = ? AND version = ?", (group, name, version)).fetchone()
-                    out[(name, version)] = date.fromisoformat(row[0])
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise self._fail(exc) from None
+        out: dict[tuple[str, str], date] = {}
+        with self._immediate() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO patch_first_seen (grp, host, package, version, "
+                "first_seen) VALUES (?,?,?,?,?)",
+                [(group, host, name, version, seen.isoformat()) for name, version in items])
+            for name, version in items:
+                row = conn.execute(
+                    "SELECT MIN(first_seen) FROM patch_first_seen WHERE grp = ? AND "
+                    "package = ? AND version = ?", (group, name, version)).fetchone()
+                out[(name, version)] = date.fromisoformat(row[0])
         return out
 
     def close(self) -> None:
