@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.output import app, emit_json, warn_insecure_winrm
+from orchestrator.cli.output import app, emit_json, warn_insecure_winrm, warn_no_hosts
 
 
 @click.command()
@@ -24,11 +24,7 @@ def audit(ctx: click.Context, group: str | None, limit: str | None, timeout: flo
     inventory = a.inventory()
     jobs = host_jobs(a.policies, inventory, group, limit)
     if not jobs:
-        from orchestrator.cli.output import warn
-
-        warn(f"no host of {inventory.source} is in "
-             + (f"group {group}" if group else "any asset group")
-             + (f" and matches --limit {limit}" if limit else "") + "; nothing audited")
+        warn_no_hosts(inventory, group, limit, "any asset group", "audited")
     warn_insecure_winrm(inventory, [j.host for j in jobs])
     rc = a.run_context()
     with host_progress(a, len(jobs), "audit") as progress:

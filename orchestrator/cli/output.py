@@ -52,3 +52,10 @@ def warn_insecure_winrm(inventory: Any, names: Any = None) -> None:
     insecure = cert_validation_ignored(hosts, inventory.source)
     if insecure:
         warn(insecure)
+
+
+def warn_no_hosts(inventory: Any, group: str | None, limit: str | None, scope: str,
+                  verb: str) -> None:
+    """One warning line when a command's group and --limit match no host of the inventory."""
+    warn(f"no host of {inventory.source} is in " + (f"group {group}" if group else scope)
+         + (f" and matches --limit {limit}" if limit else "") + f"; nothing {verb}")

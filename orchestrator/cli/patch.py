@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.output import app, emit_json, warn, warn_insecure_winrm
+from orchestrator.cli.output import app, emit_json, warn_insecure_winrm, warn_no_hosts
 
 
 @click.group()
@@ -34,9 +34,7 @@ def scan(ctx: click.Context, group: str | None, limit: str | None, no_refresh: b
     policies = a.policies
     jobs = scan_jobs(policies, inventory, group, limit, refresh=not no_refresh)
     if not jobs:
-        warn(f"no host of {inventory.source} is in "
-             + (f"group {group}" if group else "an asset group with a patch policy")
-             + (f" and matches --limit {limit}" if limit else "") + "; nothing scanned")
+        warn_no_hosts(inventory, group, limit, "an asset group with a patch policy", "scanned")
     warn_insecure_winrm(inventory, [j.host for j in jobs])
     rc = a.run_context()
     with host_progress(a, len(jobs), "patch scan") as progress:

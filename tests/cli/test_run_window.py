@@ -310,3 +310,10 @@ def test_skip_records_carry_the_occurrence(cwd, capsys, clock) -> None:
 def test_audit_of_no_host_is_incomplete(cwd, capsys) -> None:
     assert main(["audit", "--group", "empty-group"]) == 4
     assert "nothing audited" in capsys.readouterr()[1]
+
+
+def test_patch_scan_of_no_host_is_incomplete(cwd, capsys) -> None:
+    assert main(["patch", "scan", "--limit", "web-*"]) == 4
+    err = capsys.readouterr()[1]
+    assert ("no host of" in err and "is in an asset group with a patch policy and matches "
+            "--limit web-*; nothing scanned" in err)
