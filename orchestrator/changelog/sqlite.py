@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from orchestrator.changelog.record import GENESIS, Entry, Record, seal
-from orchestrator.changelog.store import ChangeLogStore, LogFilter
+from orchestrator.changelog.store import ChangeLogStore, Lease, LeaseOwner, LogFilter
 from orchestrator.errors import StateError
 from orchestrator.privatefs import check_entry, open_trusted_dir, private_dir, resolve_trusted
 
@@ -46,8 +46,14 @@ CREATE TABLE IF NOT EXISTS leases (
     key TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
     acquired TEXT NOT NULL,
-    until TEXT NOT NULL
+    until TEXT NOT NULL,
+    heartbeat TEXT,
+    node TEXT,
+    pid INTEGER,
+    started TEXT,
+    state TEXT NOT NULL DEFAULT 'done'
 );
+CREATE INDEX IF NOT EXISTS records_occurrence ON records(occurrence);
 CREATE TABLE IF NOT EXISTS patch_first_seen (
     grp TEXT NOT NULL,
     host TEXT NOT NULL,
@@ -59,6 +65,11 @@ CREATE TABLE IF NOT EXISTS patch_first_seen (
 """
 BUSY_TIMEOUT_MS = 10_000
 COMPANIONS = ("-wal", "-shm", "-journal")  # what SQLite keeps beside the database
+# Columns added to `leases` after its first release: (name, declaration); a database made by
+# an older orchestrator gets them on open (its leases are finished runs: state done).
+LEASE_COLUMNS = (("heartbeat", "TEXT"), ("node", "TEXT"), ("pid", "INTEGER"),
+                 ("started", "TEXT"), ("state", "TEXT NOT NULL DEFAULT 'done'"))
+LEASE_SELECT = "key, holder, acquired, until, heartbeat, node, pid, started, state"
 COLUMNS = ("seq, time, run, occurrence, policy_revision, actor, host, grp, action, status, "
            "details, prev_hash, hash")
 
@@ -92,6 +103,7 @@ class SqliteStore(ChangeLogStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(SCHEMA)
+            _migrate_leases(conn)
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
         finally:
@@ -182,7 +194,8 @@ class SqliteStore(ChangeLogStore):
     def records(self, flt: LogFilter | None = None) -> Iterator[Record]:
         flt = flt or LogFilter()
         where, args = [], []
-        for column, value in (("host", flt.host), ("run", flt.run), ("action", flt.action)):
+        for column, value in (("host", flt.host), ("run", flt.run), ("action", flt.action),
+                              ("occurrence", flt.occurrence)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
@@ -201,14 +214,22 @@ class SqliteStore(ChangeLogStore):
             raise self._fail(exc) from None
 
     def acquire_lease(self, key: str, holder: str, until: datetime,
-                      now: datetime | None = None) -> bool:
+                      now: datetime | None = None, *, owner: LeaseOwner | None = None,
+                      replacing: Lease | None = None) -> bool:
         at = _utc(now or datetime.now(UTC))
         with self._immediate() as conn:
-            row = conn.execute("SELECT until FROM leases WHERE key = ?", (key,)).fetchone()
-            if row is not None and row[0] > at:
-                return False  # held: nothing written
-            conn.execute("INSERT OR REPLACE INTO leases (key, holder, acquired, until) "
-                         "VALUES (?,?,?,?)", (key, holder, _utc(datetime.now(UTC)), _utc(until)))
+            row = conn.execute(f"SELECT {LEASE_SELECT} FROM leases WHERE key = ?",
+                               (key,)).fetchone()
+            if row is not None and row[3] > at:
+                held = _row_to_lease(row)
+                if replacing is None or (held.holder, held.heartbeat, held.state) != (
+                        replacing.holder, replacing.heartbeat, replacing.state):
+                    return False  # held: nothing written
+            stamp = _utc(datetime.now(UTC))
+            conn.execute(
+                f"INSERT OR REPLACE INTO leases ({LEASE_SELECT}) VALUES (?,?,?,?,?,?,?,?,?)",
+                (key, holder, stamp, _utc(until), stamp, owner.node if owner else None,
+                 owner.pid if owner else None, owner.started if owner else None, "running"))
             return True
 
     def release_lease(self, key: str, holder: str) -> None:
@@ -217,13 +238,29 @@ class SqliteStore(ChangeLogStore):
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
 
-    def lease_holder(self, key: str) -> str | None:
+    def lease(self, key: str) -> Lease | None:
         try:
-            row = self._conn.execute("SELECT holder FROM leases WHERE key = ?",
+            row = self._conn.execute(f"SELECT {LEASE_SELECT} FROM leases WHERE key = ?",
                                      (key,)).fetchone()
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
-        return row[0] if row else None
+        return _row_to_lease(row) if row else None
+
+    def heartbeat(self, key: str, holder: str) -> bool:
+        try:
+            cur = self._conn.execute(
+                "UPDATE leases SET heartbeat = ? WHERE key = ? AND holder = ? AND "
+                "state = 'running'", (_utc(datetime.now(UTC)), key, holder))
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from None
+        return cur.rowcount == 1
+
+    def finish_lease(self, key: str, holder: str) -> None:
+        try:
+            self._conn.execute("UPDATE leases SET state = 'done' WHERE key = ? AND holder = ?",
+                               (key, holder))
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from None
 
     def first_seen(self, group: str, host: str, pending: Iterable[tuple[str, str]],
                    seen: date) -> dict[tuple[str, str], date]:
@@ -268,6 +305,31 @@ def _file_fix(why: str) -> str:
 def _utc(t: datetime) -> str:
     """Fixed-width UTC text, so that leases compare correctly as strings."""
     return t.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _migrate_leases(conn: sqlite3.Connection) -> None:
+    """Add the lease columns an older orchestrator's database lacks (one transaction: two
+    processes opening it at once add them once)."""
+    def missing() -> list[tuple[str, str]]:
+        have = {row[1] for row in conn.execute("PRAGMA table_info(leases)")}
+        return [(n, d) for n, d in LEASE_COLUMNS if n not in have]
+
+    if not missing():
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for name, decl in missing():
+            conn.execute(f"ALTER TABLE leases ADD COLUMN {name} {decl}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _row_to_lease(row: tuple) -> Lease:
+    owner = LeaseOwner(row[5], int(row[6]), row[7] or "") if row[5] and row[6] else None
+    return Lease(key=row[0], holder=row[1], acquired=row[2], until=row[3], heartbeat=row[4],
+                 owner=owner, state=row[8] or "done")
 
 
 def _row_to_record(row: tuple, path: Path) -> Record:

@@ -16,6 +16,31 @@ class LogFilter:
     run: str | None = None
     since: str | None = None  # ISO 8601 UTC, compared with record time
     action: str | None = None
+    occurrence: str | None = None
+
+
+@dataclass(frozen=True)
+class LeaseOwner:
+    """Where a lease's holder runs: the machine (`node`), its process id and that process's
+    start (boot id and start tick, so that a reused pid is not taken for the holder)."""
+
+    node: str
+    pid: int
+    started: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease as stored. `state`: running (the holder is at work and beats `heartbeat`) or
+    done (the run finished; the lease stays until `until` so that the occurrence runs once)."""
+
+    key: str
+    holder: str
+    acquired: str
+    until: str
+    heartbeat: str | None
+    owner: LeaseOwner | None
+    state: str
 
 
 class ChangeLogStore(ABC):
@@ -38,17 +63,36 @@ class ChangeLogStore(ABC):
 
     @abstractmethod
     def acquire_lease(self, key: str, holder: str, until: datetime,
-                      now: datetime | None = None) -> bool:
+                      now: datetime | None = None, *, owner: LeaseOwner | None = None,
+                      replacing: Lease | None = None) -> bool:
         """Take the lease `key` unless someone holds it at `now` (default: the clock). A lease
-        held until an occurrence's end makes the occurrence run once. True if taken."""
+        held until an occurrence's end makes the occurrence run once. True if taken.
+
+        `replacing`: take over that lease (its holder is gone), only if it is still exactly
+        that lease (same holder, same last heartbeat): of two runs taking over at once, one
+        wins."""
 
     @abstractmethod
     def release_lease(self, key: str, holder: str) -> None:
         """Give back `key` if `holder` holds it (a run that failed before finishing)."""
 
     @abstractmethod
+    def lease(self, key: str) -> Lease | None:
+        """The lease `key`, if any."""
+
     def lease_holder(self, key: str) -> str | None:
         """Who holds `key`, if anyone."""
+        held = self.lease(key)
+        return held.holder if held else None
+
+    @abstractmethod
+    def heartbeat(self, key: str, holder: str) -> bool:
+        """`holder` is alive: note the time on its lease. False if it no longer holds it."""
+
+    @abstractmethod
+    def finish_lease(self, key: str, holder: str) -> None:
+        """`holder` finished its run: the lease stays (until its end) but is no longer
+        running, so nobody takes it over."""
 
     @abstractmethod
     def first_seen(self, group: str, host: str, pending: Iterable[tuple[str, str]],

@@ -252,7 +252,7 @@ class _PausingConnection:
 
     def execute(self, sql: str, *args: object):
         cur = self._conn.execute(sql, *args)
-        if sql.startswith("SELECT until FROM leases"):
+        if sql.startswith("SELECT") and "FROM leases" in sql:
             rows = cur.fetchall()
             self.read_done.set()
             if self.release is not None:

@@ -1,0 +1,140 @@
+"""Occurrence leases with heartbeats: when a holder is gone, take-over as compare-and-swap,
+finished runs never taken over, old databases migrated, the heartbeat thread."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from orchestrator.changelog.lease import (
+    STALE_SECONDS,
+    Heartbeat,
+    _start_tick,
+    holder_gone,
+    node_name,
+    this_owner,
+)
+from orchestrator.changelog.sqlite import SqliteStore
+from orchestrator.changelog.store import Lease, LeaseOwner
+
+UNTIL = datetime.now(UTC) + timedelta(hours=1)
+
+
+def dead_owner() -> LeaseOwner:
+    """An owner on this machine whose process has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    tick = _start_tick(proc.pid)
+    proc.wait()
+    me = this_owner()
+    return LeaseOwner(me.node, proc.pid, f"{me.started.partition(':')[0]}:{tick}")
+
+
+def test_a_live_holder_on_this_machine_is_never_gone_even_without_heartbeat(tmp_path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    assert store.acquire_lease("w@1", "run-a", UNTIL, owner=this_owner())
+    held = store.lease("w@1")
+    assert held is not None and held.state == "running" and held.owner == this_owner()
+    late = datetime.now(UTC) + timedelta(seconds=10 * STALE_SECONDS)
+    assert holder_gone(held, now=late) is None  # alive (maybe stopped), not dead
+
+
+def test_a_dead_process_on_this_machine_is_gone_at_once(tmp_path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    owner = dead_owner()
+    assert store.acquire_lease("w@1", "run-a", UNTIL, owner=owner)
+    held = store.lease("w@1")
+    assert held is not None
+    assert holder_gone(held) == f"its process {owner.pid} on {owner.node} is gone"
+
+
+def test_a_reused_pid_is_not_the_holder(tmp_path) -> None:
+    """Our own pid with another start tick: the holder's process is gone, whatever now has
+    its number."""
+    me = this_owner()
+    boot = me.started.partition(":")[0]
+    lease = Lease("w@1", "run-a", "", UNTIL.isoformat(), None,
+                  LeaseOwner(me.node, me.pid, f"{boot}:1"), "running")
+    assert holder_gone(lease) is not None
+    rebooted = replace(lease, owner=LeaseOwner(me.node, me.pid, "another-boot:1"))
+    assert "restarted" in (holder_gone(rebooted) or "")
+
+
+def test_another_machine_is_gone_only_after_its_heartbeat_is_stale() -> None:
+    beat = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    lease = Lease("w@1", "run-a", beat.isoformat(), UNTIL.isoformat(), beat.isoformat(),
+                  LeaseOwner("elsewhere-" + node_name(), 1, "x:1"), "running")
+    assert holder_gone(lease, now=beat + timedelta(seconds=STALE_SECONDS - 1)) is None
+    why = holder_gone(lease, now=beat + timedelta(seconds=STALE_SECONDS + 5))
+    assert why is not None and "no heartbeat on elsewhere-" in why
+
+
+def test_a_finished_run_is_never_taken_over(tmp_path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    assert store.acquire_lease("w@1", "run-a", UNTIL, owner=dead_owner())
+    store.finish_lease("w@1", "run-a")
+    held = store.lease("w@1")
+    assert held is not None and held.state == "done"
+    assert holder_gone(held) is None
+    assert not store.heartbeat("w@1", "run-a")  # a finished lease beats no more
+
+
+def test_take_over_is_compare_and_swap(tmp_path) -> None:
+    """Two runs judge the same dead lease: one takes it, the other sees it changed."""
+    path = tmp_path / "s.db"
+    a, b = SqliteStore(path), SqliteStore(path)
+    assert a.acquire_lease("w@1", "run-dead", UNTIL, owner=dead_owner())
+    held = a.lease("w@1")
+    assert held is not None
+    assert not a.acquire_lease("w@1", "run-x", UNTIL)  # plainly held
+    wins = [s.acquire_lease("w@1", f"run-{n}", UNTIL, owner=this_owner(), replacing=held)
+            for n, s in (("b", b), ("c", a))]
+    assert wins == [True, False]
+    assert a.lease_holder("w@1") == "run-b"
+    # a lease that beat since it was judged is not the one judged: no take-over
+    b.heartbeat("w@1", "run-b")
+    stale = replace(held, holder="run-b")
+    assert not a.acquire_lease("w@1", "run-d", UNTIL, replacing=stale)
+
+
+def test_heartbeat_thread_beats_and_notices_a_lost_lease(tmp_path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    assert store.acquire_lease("w@1", "run-a", UNTIL, owner=this_owner())
+    first = store.lease("w@1").heartbeat  # type: ignore[union-attr]
+    beat = Heartbeat(store.url, "w@1", "run-a", interval=0.05).start()
+    deadline = time.monotonic() + 5
+    while store.lease("w@1").heartbeat == first and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.02)
+    assert store.lease("w@1").heartbeat != first  # type: ignore[union-attr]
+    store.release_lease("w@1", "run-a")  # taken from us
+    deadline = time.monotonic() + 5
+    while not beat.lost and time.monotonic() < deadline:
+        time.sleep(0.02)
+    beat.stop()
+    assert beat.lost
+    assert not [t for t in threading.enumerate() if t.name == "heartbeat w@1"]
+
+
+def test_an_old_database_gets_the_lease_columns_and_its_leases_count_as_finished(
+        tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.touch(mode=0o600)
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE leases (key TEXT PRIMARY KEY, holder TEXT NOT NULL,
+                             acquired TEXT NOT NULL, until TEXT NOT NULL);""")
+    conn.execute("INSERT INTO leases VALUES ('w@1', 'run-old', ?, ?)",
+                 (datetime.now(UTC).isoformat(), UNTIL.isoformat()))
+    conn.commit()
+    conn.close()
+    store = SqliteStore(path)
+    held = store.lease("w@1")
+    assert held is not None and (held.holder, held.state, held.owner) == ("run-old", "done",
+                                                                         None)
+    assert holder_gone(held) is None
+    assert not store.acquire_lease("w@1", "run-new", UNTIL)
