@@ -14,10 +14,20 @@ touch the host are these, over `<state_dir>/<host>.json` (see winstate.py):
   Get-ItemProperty KEY [[-Name] N]         Get-ItemPropertyValue KEY [-Name] N
   Set-ItemProperty KEY [-Name] N [-Value] V    Test-Path KEY
   Get-CimInstance/Get-WmiObject Win32_OperatingSystem | Win32_LogicalDisk
-  Restart-Computer [-Force]
+  Files and ACLs under the drive roots (Test-Path, Get-Item, New-Item, Set-Content,
+  Get-Content, Remove-Item, Move-Item, Get-Acl, Set-Acl: winfs.py) and the Task Scheduler
+  (the ScheduledTasks cmdlets: wintasks.py; a started task runs its -EncodedCommand script a
+  little later, as SYSTEM)
+  Restart-Computer [-Force]                (the endpoint answers nothing for the state's
+                                            `reboot_seconds`, default 2, then LastBootUpTime
+                                            is the time it came back)
   New-Object -ComObject Microsoft.Update.Session   (the Windows Update Agent: searcher, search
-                                            result, updates; see winupdate.py; other ProgIDs
-                                            fail as unregistered classes, -TypeName as unknown)
+                                            result, updates, downloader, installer;
+                                            Microsoft.Update.UpdateColl; see winupdate.py;
+                                            other ProgIDs fail as unregistered classes,
+                                            -TypeName as unknown; Download() and Install()
+                                            are refused to the WinRM session with
+                                            E_ACCESSDENIED, as on Windows, and work as SYSTEM)
 
 Registry values in the state are ints (DWord, QWord above 32 bits), strings (String), lists of
 strings (MultiString) or {"kind": K, "value": V}. Some keys are derived from the state: the
@@ -42,14 +52,17 @@ import fnmatch
 import json
 import os
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 try:  # imported as orchestrator.lab.winps (tests) or as a sibling script (winrm_server.py)
+    from . import winfs, wintasks, winupdate
     from . import winps_lang as L
-    from . import winupdate
 except ImportError:  # pragma: no cover - the lab server's own import path
+    import winfs  # type: ignore[no-redef]
     import winps_lang as L  # type: ignore[no-redef]
+    import wintasks  # type: ignore[no-redef]
     import winupdate  # type: ignore[no-redef]
 
 PSError = L.PSError
@@ -64,13 +77,17 @@ STDIN_BOOTSTRAP = (
     "[Convert]::FromBase64String((@($input) -join ''))))) } "
     "catch { [Console]::Error.WriteLine($_.Exception.Message); exit 1 }; exit 0"
 )
+DEFAULT_REBOOT_SECONDS = 2.0
+BOOT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 BAD_BASE64 = ('Exception calling "FromBase64String" with "1" argument(s): "The input is not a '
               "valid Base-64 string as it contains a non-base 64 character, more than two padding "
               'characters, or an illegal character among the padding characters. "')
 
 
-COM_CLASSES = {"microsoft.update.session": winupdate.session}
-"""`New-Object -ComObject` ProgIDs (lower-case) -> a factory taking the host state."""
+COM_CLASSES = {"microsoft.update.session": winupdate.session,
+               "microsoft.update.updatecoll": lambda state, remote: winupdate.UpdateCollection()}
+"""`New-Object -ComObject` ProgIDs (lower-case) -> a factory taking the host state and whether
+the session is a remote (WinRM, network logon) one."""
 
 
 def _line(command: str, args: list[str]) -> str:
@@ -98,8 +115,10 @@ def wants_stdin(command: str, args: list[str]) -> bool:
 
 
 def run_command(state_path: str, command: str, args: list[str],
-                stdin: bytes | None = None) -> tuple[bytes, bytes, int]:
-    """Run one WinRM command line (with the stdin it was sent); (stdout, stderr, exit code)."""
+                stdin: bytes | None = None, *, system: bool = False) -> tuple[bytes, bytes, int]:
+    """Run one WinRM command line (with the stdin it was sent); (stdout, stderr, exit code).
+    Scheduled tasks whose time has come run first. `system`: run it as SYSTEM on the host (as
+    a scheduled task would), not in the administrator's WinRM session (golden cases only)."""
     line = _line(command, args)
     if len(line) > MAX_COMMAND_LINE:
         return b"", TOO_LONG.encode(), 1
@@ -108,15 +127,16 @@ def run_command(state_path: str, command: str, args: list[str],
     with open(state_path) as fh:
         state = json.load(fh)
     before = json.dumps(state, sort_keys=True)
+    _scheduler(state).advance()
     script = _powershell_script(line)
     if script == STDIN_BOOTSTRAP:
         out, err, code = _run_bootstrap(state, stdin or b"")
     elif script is not None:
-        out, err, code = run_script(state, script)
+        out, err, code = run_script(state, script, system=system)
     elif low in ("hostname", "hostname.exe"):
         out, err, code = state["hostname"] + "\n", "", 0
     elif low == "whoami":
-        out, err, code = "lab\\administrator\n", "", 0
+        out, err, code = ("nt authority\\system" if system else "lab\\administrator") + "\n", "", 0
     elif low.startswith("echo "):
         out, err, code = line[5:] + "\n", "", 0
     elif low.startswith("exit "):
@@ -143,14 +163,25 @@ def _run_bootstrap(state: dict, stdin: bytes) -> tuple[str, str, int]:
     return run_script(state, script, bootstrap=True)
 
 
-def run_script(state: dict, script: str, *, bootstrap: bool = False) -> tuple[str, str, int]:
-    """Run a script as `powershell -Command` does, or (bootstrap) as STDIN_BOOTSTRAP runs it."""
-    interp = L.Interp(_commands(state), {"COMPUTERNAME": state["hostname"],
-                                         "USERNAME": "Administrator"})
+def run_script(state: dict, script: str, *, bootstrap: bool = False,
+               system: bool = False) -> tuple[str, str, int]:
+    """Run a script as `powershell -Command` does, or (bootstrap) as STDIN_BOOTSTRAP runs it;
+    in the administrator's WinRM session, or (`system`) as SYSTEM on the host itself."""
+    drive = state.get("system_drive", "C:")
+    interp = L.Interp(_commands(state, system),
+                      {"COMPUTERNAME": state["hostname"],
+                       "USERNAME": f"{state['hostname']}$" if system else "Administrator",
+                       "SystemDrive": drive, "ProgramData": f"{drive}\\ProgramData",
+                       "SystemRoot": f"{drive}\\Windows"})
     try:
         return _run_caught(interp, script) if bootstrap else interp.run(script)
     except Exception as exc:  # noqa: BLE001 - an emulator bug must not take the endpoint down
         return "", f"winps internal error: {type(exc).__name__}: {exc}\r\n", 1
+
+
+def _scheduler(state: dict) -> wintasks.Scheduler:
+    """The host's Task Scheduler; its tasks run their scripts as SYSTEM."""
+    return wintasks.Scheduler(state, lambda script: run_script(state, script, system=True)[2])
 
 
 def _run_caught(interp: L.Interp, script: str) -> tuple[str, str, int]:
@@ -173,6 +204,23 @@ def _run_caught(interp: L.Interp, script: str) -> tuple[str, str, int]:
         interp.err.append(exc.message + "\r\n")
         code = 1
     return "".join(interp.out), "".join(interp.err), code
+
+
+def _boot_time(state: dict) -> datetime:
+    """Win32_OperatingSystem.LastBootUpTime: the state's `last_boot` (UTC, as recorded)."""
+    text = str(state.get("last_boot") or "2024-01-01T00:00:00Z")
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+def unavailable(state_path: str, now: float | None = None) -> bool:
+    """True while the host is restarting (Restart-Computer set `down_until`, epoch seconds):
+    its WinRM endpoint then answers nothing."""
+    try:
+        with open(state_path) as fh:
+            until = json.load(fh).get("down_until")
+    except (OSError, ValueError):
+        return False
+    return isinstance(until, (int, float)) and (time.time() if now is None else now) < until
 
 
 # ------------------------------------------------------------------------------ registry
@@ -273,8 +321,11 @@ def _hotfix_obj(h: dict) -> L.PSObject:
                       InstalledOn=date)
 
 
-def _commands(state: dict) -> dict[str, L.Command]:  # noqa: C901 - the command table
+def _commands(state: dict, system: bool = False) -> dict[str, L.Command]:  # noqa: C901
+    """The command table, for the administrator's WinRM session or (`system`) SYSTEM."""
     services = state["services"]
+    fs = winfs.FileSystem(state, winfs.SYSTEM if system else winfs.ADMINS)
+    fs_commands = fs.commands()
 
     def get_service(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
         rows = []
@@ -333,6 +384,8 @@ def _commands(state: dict) -> dict[str, L.Command]:  # noqa: C901 - the command 
         return RegistryKey(path, values)
 
     def get_item(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+        if winfs.is_file_path(L.to_string(b.get("literalpath") or b.get("path", 0))):
+            return fs.get_item(ip, b, data, ea)
         key = key_of(ip, b, "Get-Item", ea)
         return [key] if key else []
 
@@ -375,6 +428,8 @@ def _commands(state: dict) -> dict[str, L.Command]:  # noqa: C901 - the command 
 
     def test_path(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
         path = L.to_string(b.get("literalpath") or b.get("path", 0))
+        if winfs.is_file_path(path):
+            return fs.test_path(ip, b, data, ea)
         return [_norm(path) in _registry(state)]
 
     def cim(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
@@ -383,7 +438,7 @@ def _commands(state: dict) -> dict[str, L.Command]:  # noqa: C901 - the command 
             os_ = state["os"]
             return [L.PSObject(Caption=os_["caption"], Version=os_["version"],
                                BuildNumber=os_["build"], CSName=state["hostname"],
-                               LastBootUpTime=state.get("last_boot", "2024-01-01T00:00:00Z"))]
+                               LastBootUpTime=L.PSDate(_boot_time(state)))]
         if cls == "win32_logicaldisk":
             return [L.PSObject(DeviceID=dev, Size=d["SizeGB"] * 2**30,
                                FreeSpace=d["FreeGB"] * 2**30)
@@ -401,16 +456,33 @@ def _commands(state: dict) -> dict[str, L.Command]:  # noqa: C901 - the command 
                           "{00000000-0000-0000-0000-000000000000} failed due to the following "
                           "error: 80040154 Class not registered (Exception from HRESULT: "
                           "0x80040154 (REGDB_E_CLASSNOTREG)).", "New-Object")
-        return [factory(state)]
+        return [factory(state, not system)]
 
     def restart(ip: L.Interp, b: L.Bound, data: list, ea: str | None) -> list:
+        # the endpoint answers nothing for `reboot_seconds` (winrm_server.py reads down_until)
+        # and comes back with a new boot time; updates installed waiting for this restart
+        # (RebootRequired) are installed now
+        now = time.time()
+        back = now + float(state.get("reboot_seconds", DEFAULT_REBOOT_SECONDS))
+        state["down_until"] = back
+        state["last_boot"] = datetime.fromtimestamp(back, UTC).strftime(BOOT_FORMAT)
         state["reboot_pending"] = False
-        state["last_boot"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        done = [u for u in state.get("pending_updates", []) if u.get("RebootRequired")]
+        state["pending_updates"] = [u for u in state.get("pending_updates", [])
+                                    if not u.get("RebootRequired")]
+        have = {str(h.get("HotFixID", "")).upper() for h in state.get("hotfixes", [])}
+        state.setdefault("hotfixes", []).extend(
+            {"HotFixID": u["KB"], "Description": "Update",
+             "InstalledOn": datetime.now().strftime("%Y-%m-%d")}
+            for u in done if u.get("KB") and u["KB"].upper() not in have)
         return []
 
     return {
+        **fs_commands,
+        **_scheduler(state).commands(),
         "hostname": lambda ip, b, d, ea: [state["hostname"]],
-        "whoami": lambda ip, b, d, ea: ["lab\\administrator"],
+        "whoami": lambda ip, b, d, ea: ["nt authority\\system" if system
+                                        else "lab\\administrator"],
         "get-service": get_service,
         "start-service": change_service("Start-Service"),
         "stop-service": change_service("Stop-Service"),

@@ -13,6 +13,8 @@ End="true" arrives; Receive returns its output when it has finished, and while i
 stdin holds the request for the client's OperationTimeout and then answers with the w:TimedOut
 fault (pywinrm: WinRMOperationTimeoutError), as Windows does; Signal (terminate) and Delete
 forget commands and shells. Other commands run when they are started and ignore stdin.
+While the host restarts (Restart-Computer: `winps.unavailable`) every request is dropped
+unanswered, and its shells are gone.
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ class Handler(BaseHTTPRequestHandler):
         import spnego
 
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if winps.unavailable(self.server.state_path):  # restarting: no answer, shells gone
+            self.server.shells.clear()
+            self.close_connection = True
+            return
         auth = self.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() in ("ntlm", "negotiate") and token:

@@ -14,9 +14,26 @@ null, "Classification": "Security Updates" (the UpdateClassification category's 
 "RebootRequired": true (installed, waiting for a restart), "Type": "Driver", "Description".
 Search failures: "update_search_error": "0x8024402C" (every Search throws that HRESULT),
 "update_search_result_code": 0..5 (2 = succeeded); a Disabled wuauserv throws 0x80070422.
+Download and install (winupdate.py): an update's "DownloadError" / "InstallError" HRESULT
+("0x80240022") fails it; "RebootAfterInstall": false/true overrides what its RebootBehavior
+says about needing a restart once installed.
+
+Restart-Computer (winps.py): the endpoint answers nothing for "reboot_seconds" (default 2; a
+large value: a host that does not come back), recorded as "down_until" (epoch seconds), and
+"last_boot" (LastBootUpTime, UTC) becomes the time it is back. "system_drive" is
+$env:SystemDrive (default "C:"), whose entry in "disks" the disk pre-check reads.
+
+"files" (winfs.py): folders and files with their security descriptors (SDDL), by default
+C:\\ProgramData with Windows' own ACL. Scheduled tasks (wintasks.py): "scheduled_tasks" (the
+registered ones), "scheduled_task_orphans" (unregistered while running, still running),
+"scheduled_task_history" (registered / started / completed / stopped / deleted) and the knob
+"task_seconds" (how long a started task runs before its action does; default 1, a large value:
+a task that never finishes).
 """
 
 from __future__ import annotations
+
+from orchestrator.lab.winfs import default_files
 
 
 def default_state(name: str) -> dict:
@@ -78,4 +95,5 @@ def default_state(name: str) -> dict:
         ],
         "reboot_pending": False,
         "disks": {"C:": {"SizeGB": 127, "FreeGB": 80}},
+        "files": default_files("C:"),
     }

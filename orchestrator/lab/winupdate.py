@@ -3,7 +3,8 @@
 
 A recorded-state emulator, not the agent. Members (names as on Windows, any case):
 
-  UpdateSession    ClientApplicationID (settable), ReadOnly; CreateUpdateSearcher()
+  UpdateSession    ClientApplicationID (settable), ReadOnly; CreateUpdateSearcher(),
+                   CreateUpdateDownloader(), CreateUpdateInstaller()
   UpdateSearcher   Online, ServerSelection, ServiceID, IncludePotentiallySupersededUpdates,
                    ClientApplicationID (settable); Search(criteria)
   SearchResult     ResultCode (2 = succeeded), Updates, Warnings
@@ -15,7 +16,14 @@ A recorded-state emulator, not the agent. Members (names as on Windows, any case
                    IsInstalled, IsDownloaded, IsMandatory, RebootRequired, InstallationBehavior
                    (RebootBehavior 0 NeverReboots, 1 AlwaysRequiresReboot, 2 CanRequestReboot;
                    CanRequestUserInput, Impact, RequiresNetworkConnectivity), SupportUrl
-  collections      Count, Item(i), enumeration
+                   EulaAccepted, AcceptEula()
+  collections      Count, Item(i), enumeration; `New-Object -ComObject
+                   Microsoft.Update.UpdateColl` also Add(update), Clear()
+  UpdateDownloader Updates, ClientApplicationID, IsForced, Priority (settable); Download()
+  UpdateInstaller  the same and ForceQuiet, AllowSourcePrompts; Install()
+  results          ResultCode (2 succeeded, 3 succeeded with errors, 4 failed), HResult,
+                   RebootRequired (install), GetUpdateResult(i) (ResultCode, HResult as the
+                   signed Int32 .NET shows, RebootRequired)
 
 Search criteria: `Name=value` / `Name!=value` terms joined by `and`, and-groups (optionally in
 parentheses) joined by `or`, over IsInstalled, IsHidden, IsPresent, IsAssigned, BrowseOnly,
@@ -29,6 +37,15 @@ service to reach.
 Failures, as Windows gives them: `update_search_error` in the state (an HRESULT such as
 "0x8024402C") makes every Search throw it; a Disabled `wuauserv` makes Search throw 0x80070422;
 `update_search_result_code` (0..5) replaces the ResultCode of a search that returns.
+Remote sessions: as on Windows, Download() and Install() called from a WinRM session (a network
+logon) throw E_ACCESSDENIED (0x80070005) and change nothing; searching works. They work only
+in a script run on the host itself: in the emulator, a scheduled task's script, which runs as
+SYSTEM (wintasks.py).
+Download and install (an empty collection throws WU_E_NO_UPDATE 0x80240024): an update's
+`DownloadError` / `InstallError` HRESULT ("0x80240022") fails it with that code; an installed
+update leaves `pending_updates` for `hotfixes` (Get-HotFix) and, unless its RebootBehavior is
+NeverReboots (or its `RebootAfterInstall` is false), sets `reboot_pending` (the RebootRequired
+key) until Restart-Computer.
 """
 
 from __future__ import annotations
@@ -69,16 +86,16 @@ def _not_emulated(iface: str, name: str) -> Any:
     return fail
 
 
-def session(state: dict) -> UpdateSession:
-    """`New-Object -ComObject Microsoft.Update.Session`."""
-    return UpdateSession(state)
+def session(state: dict, remote: bool = False) -> UpdateSession:
+    """`New-Object -ComObject Microsoft.Update.Session`, in a remote (WinRM) session or not."""
+    return UpdateSession(state, remote)
 
 
 class UpdateSession(ComObject):
     writable = {"clientapplicationid": as_str}
 
-    def __init__(self, state: dict) -> None:
-        self.state, self.client = state, ""
+    def __init__(self, state: dict, remote: bool = False) -> None:
+        self.state, self.client, self.remote = state, "", remote
 
     def ps_properties(self) -> dict[str, Any]:
         return {"ClientApplicationID": self.client, "ReadOnly": False}
@@ -89,9 +106,14 @@ class UpdateSession(ComObject):
     def methods(self) -> dict[str, Method]:
         out: dict[str, Method] = {
             "createupdatesearcher": ("CreateUpdateSearcher", (0,),
-                                     lambda: UpdateSearcher(self.state, self.client))}
-        for name in ("CreateUpdateDownloader", "CreateUpdateInstaller",
-                     "CreateUpdateServiceManager", "CreateUpdateSystemInfo", "QueryHistory"):
+                                     lambda: UpdateSearcher(self.state, self.client)),
+            "createupdatedownloader": ("CreateUpdateDownloader", (0,),
+                                       lambda: UpdateDownloader(self.state, self.client,
+                                                                self.remote)),
+            "createupdateinstaller": ("CreateUpdateInstaller", (0,),
+                                      lambda: UpdateInstaller(self.state, self.client,
+                                                              self.remote))}
+        for name in ("CreateUpdateServiceManager", "CreateUpdateSystemInfo", "QueryHistory"):
             out[name.lower()] = (name, (0, 1, 2), _not_emulated("IUpdateSession", name))
         return out
 
@@ -306,7 +328,14 @@ class Update(ComObject):
                 _reboot_behavior(r.get("RebootBehavior", "NeverReboots"))),
             "SupportUrl": r.get("SupportUrl", f"https://support.microsoft.com/help/{kb[2:]}"
                                 if kb else ""),
+            "EulaAccepted": bool(r.get("EulaAccepted", True)),
         }
+
+    def methods(self) -> dict[str, Method]:
+        return {"accepteula": ("AcceptEula", (0,), self.accept_eula)}
+
+    def accept_eula(self) -> None:
+        self.rec["EulaAccepted"] = True
 
     def store(self, name: str, value: Any) -> None:
         self.rec["Hidden"] = value
@@ -320,3 +349,171 @@ class Update(ComObject):
             "type": _update_type(r),
         }[key]
         return (actual == value) == (op == "=")
+
+
+# -------------------------------------------------------------------------- download, install
+WU_E_NO_UPDATE = 0x80240024  # the collection given to Download/Install is empty
+E_ACCESSDENIED = 0x80070005  # Download/Install called from a remote (network logon) session
+SUCCEEDED_WITH_ERRORS, FAILED = 3, 4
+
+
+class UpdateCollection(ComCollection):
+    """`New-Object -ComObject Microsoft.Update.UpdateColl`: Add(update) (returns the index),
+    Clear(), Item(i), Count."""
+
+    def ps_call(self, name: str, args: list) -> Any:
+        if name == "add" and len(args) == 1:
+            if not isinstance(args[0], Update):
+                raise PSError('Exception calling "Add" with "1" argument(s): "Specified cast is '
+                              'not valid."')
+            self.append(args[0])
+            return len(self) - 1
+        if name == "clear" and not args:
+            self.clear()
+            return None
+        return super().ps_call(name, args)
+
+
+def _updates(value: Any) -> UpdateCollection:
+    if not isinstance(value, ComCollection) or not all(isinstance(u, Update) for u in value):
+        raise PSError("Specified cast is not valid.")
+    return UpdateCollection(value)
+
+
+def _overall(codes: list[int]) -> int:
+    ok = [c == SUCCEEDED for c in codes]
+    return SUCCEEDED if all(ok) else SUCCEEDED_WITH_ERRORS if any(ok) else FAILED
+
+
+class OperationResult(ComObject):
+    """IDownloadResult / IInstallationResult: ResultCode, HResult, RebootRequired (install
+    only), GetUpdateResult(index) -> the per-update result of the same kind."""
+
+    def __init__(self, per_update: list[tuple[int, int, bool]], install: bool) -> None:
+        self.per_update, self.install = per_update, install
+
+    def ps_properties(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"HResult": 0,
+                               "ResultCode": _overall([c for c, _, _ in self.per_update])}
+        if self.install:
+            out["RebootRequired"] = any(r for _, _, r in self.per_update)
+        return out
+
+    def methods(self) -> dict[str, Method]:
+        return {"getupdateresult": ("GetUpdateResult", (1,), self.get_update_result)}
+
+    def get_update_result(self, index: Any) -> UpdateResult:
+        i = as_int(index)
+        if not 0 <= i < len(self.per_update):
+            raise ComError(0x80070057)  # E_INVALIDARG
+        code, hresult, reboot = self.per_update[i]
+        return UpdateResult(code, hresult, reboot if self.install else None)
+
+
+class UpdateResult(ComObject):
+    def __init__(self, code: int, hresult: int, reboot: bool | None) -> None:
+        self.code, self.hresult, self.reboot = code, hresult, reboot
+
+    def ps_properties(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"HResult": self.hresult, "ResultCode": self.code}
+        if self.reboot is not None:
+            out["RebootRequired"] = self.reboot
+        return out
+
+
+def _signed(hresult: int) -> int:
+    """An HRESULT as .NET shows it in an Int32 property (0x80240022 -> -2145124318)."""
+    return hresult - 2**32 if hresult >= 2**31 else hresult
+
+
+class _Operation(ComObject):
+    """What the downloader and the installer share: settable Updates and options."""
+
+    writable = {"updates": _updates, "clientapplicationid": as_str, "isforced": as_bool,
+                "priority": as_int, "forcequiet": as_bool, "allowsourceprompts": as_bool}
+
+    def __init__(self, state: dict, client: str, remote: bool = False) -> None:
+        self.state, self.remote = state, remote
+        self.values: dict[str, Any] = {"ClientApplicationID": client, "IsForced": False,
+                                       "Priority": 2, "Updates": UpdateCollection()}
+
+    def ps_properties(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    def store(self, name: str, value: Any) -> None:
+        real = next((k for k in self.values if k.lower() == name), name)
+        self.values[real] = value
+
+    def _todo(self) -> list[Update]:
+        if self.remote:  # the agent refuses these to a network logon (WinRM)
+            raise ComError(E_ACCESSDENIED, "Access is denied.")
+        updates = self.values["Updates"]
+        if not updates:
+            raise ComError(WU_E_NO_UPDATE)
+        return list(updates)
+
+
+class UpdateDownloader(_Operation):
+    """Download(): each update's `DownloadError` HRESULT in the state fails it; the others are
+    marked downloaded."""
+
+    def methods(self) -> dict[str, Method]:
+        out: dict[str, Method] = {"download": ("Download", (0,), self.download)}
+        for name in ("BeginDownload", "EndDownload"):
+            out[name.lower()] = (name, (1, 2, 3), _not_emulated("IUpdateDownloader", name))
+        return out
+
+    def download(self) -> OperationResult:
+        results = []
+        for u in self._todo():
+            error = u.rec.get("DownloadError")
+            if error:
+                results.append((FAILED, _signed(_hresult(error)), False))
+            else:
+                u.rec["Downloaded"] = True
+                results.append((SUCCEEDED, 0, False))
+        return OperationResult(results, install=False)
+
+
+class UpdateInstaller(_Operation):
+    """Install(): an update whose state has `InstallError` (an HRESULT) fails with it and stays
+    pending; the others leave `pending_updates` for the `hotfixes` (Get-HotFix, installed
+    today) and, unless their RebootBehavior is NeverReboots (or `RebootAfterInstall` says
+    otherwise), need a restart: the installation result's RebootRequired and the host's
+    RebootRequired key (`reboot_pending`), until Restart-Computer."""
+
+    def __init__(self, state: dict, client: str, remote: bool = False) -> None:
+        super().__init__(state, client, remote)
+        self.values.update(ForceQuiet=False, AllowSourcePrompts=True, IsBusy=False,
+                           RebootRequiredBeforeInstallation=False)
+
+    def methods(self) -> dict[str, Method]:
+        out: dict[str, Method] = {"install": ("Install", (0,), self.install)}
+        for name in ("BeginInstall", "EndInstall", "Uninstall", "RunWizard"):
+            out[name.lower()] = (name, (0, 1, 2, 3), _not_emulated("IUpdateInstaller", name))
+        return out
+
+    def install(self) -> OperationResult:
+        results = []
+        for u in self._todo():
+            rec = u.rec
+            error = rec.get("InstallError")
+            if error:
+                results.append((FAILED, _signed(_hresult(error)), False))
+                continue
+            behaviour = _reboot_behavior(rec.get("RebootBehavior", "NeverReboots"))
+            reboot = bool(rec.get("RebootAfterInstall", behaviour != 0))
+            pending = self.state.setdefault("pending_updates", [])
+            if any(p is rec for p in pending):
+                pending.remove(rec)
+            kb = str(rec.get("KB", "")).upper()
+            hotfixes = self.state.setdefault("hotfixes", [])
+            if kb and kb not in {str(h.get("HotFixID", "")).upper() for h in hotfixes}:
+                security = rec.get("Classification") == "Security Updates"
+                hotfixes.append({"HotFixID": kb,
+                                 "Description": "Security Update" if security else "Update",
+                                 "InstalledOn": datetime.now().strftime("%Y-%m-%d")})
+            if reboot:
+                self.state["reboot_pending"] = True
+            results.append((SUCCEEDED, 0, reboot))
+        return OperationResult(results, install=True)

@@ -2,7 +2,9 @@
 
 Each case in winps_cases/*.json: {"command": ..., "stdout_json" | "stdout": ..., "code": N,
 "stderr_contains": optional, "state_before" and "state_after": optional {dotted.path: value}
-(set in the default state before the command; expected in the state after it)}.
+(set in the default state before the command; expected in the state after it), "identity":
+optional "system" (run as SYSTEM on the host, as a scheduled task does, instead of in the
+administrator's WinRM session)}.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def test_winps_case(case_path, tmp_path):
     state_path.write_text(json.dumps(state))
     cmd = case["command"]
     line = _encoded(cmd["ps"]) if "ps" in cmd else cmd["cmd"]
-    out, err, code = winps.run_command(str(state_path), line, [])
+    system = case.get("identity", "session") == "system"
+    out, err, code = winps.run_command(str(state_path), line, [], system=system)
     assert code == case["code"], err
     if "stdout_json" in case:
         assert json.loads(out) == case["stdout_json"]

@@ -31,7 +31,8 @@ from .values import (
 )
 
 SWITCHES = {"compress", "force", "nonewline", "passthru", "recurse", "enumsasstrings",
-            "asstring", "whatif", "confirm", "expandproperty_", "unique", "list"}
+            "asstring", "whatif", "confirm", "expandproperty_", "unique", "list", "raw",
+            "allowstartifonbatteries", "dontstopifgoingonbatteries", "hidden"}
 """Parameters that never take the next argument as their value."""
 
 

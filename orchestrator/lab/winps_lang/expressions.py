@@ -63,10 +63,11 @@ class ExpressionParser(Lexer):
         return self.left_assoc(r"-(and|or|xor)(?![\w])", self.comparison)
 
     CMP = (r"-[ic]?(eq|ne|gt|ge|lt|le|like|notlike|match|notmatch|contains|notcontains|in|"
-           r"notin)(?![\w])")
+           r"notin|band|bor)(?![\w])")
 
     def comparison(self) -> tuple:
-        """`a -eq b`, `-like`, `-match`, `-contains`, `-in`, ... (also -i/-c forms)."""
+        """`a -eq b`, `-like`, `-match`, `-contains`, `-in`, ... (also -i/-c forms), and the
+        bitwise `-band` / `-bor` (PowerShell gives them the comparison operators' precedence)."""
         return self.left_assoc(self.CMP, self.additive)
 
     def additive(self) -> tuple:

@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .dates import EN_US, INVARIANT
-from .values import Hashtable, PSError, to_string
+from .values import FILE_ATTRIBUTES, FileAttributes, Hashtable, PSError, to_string
 
 if TYPE_CHECKING:
     from .evaluator import Interp
@@ -78,12 +78,16 @@ class ConsoleOut:
 
 def static_member(type_node: tuple, name: str) -> Any:
     """`[Type]::Name`: the [System.Text.Encoding] encodings, [Globalization.CultureInfo]'s
-    InvariantCulture and CurrentCulture (en-US)."""
+    InvariantCulture and CurrentCulture (en-US), [IO.FileAttributes]' flags."""
     t = type_node[1].removeprefix("system.")
     if t in ("text.encoding",) and name in ("utf8", "unicode", "ascii"):
         return f"System.Text.{name.upper()}Encoding"
     if t == "globalization.cultureinfo" and name in ("invariantculture", "currentculture"):
         return INVARIANT if name == "invariantculture" else EN_US
+    if t == "io.fileattributes":
+        bit = next((b for b, n in FILE_ATTRIBUTES.items() if n.lower() == name), None)
+        if bit is not None:
+            return FileAttributes(bit)
     raise PSError(f"Unable to find type [{type_node[1]}] or its static member {name}.")
 
 

@@ -61,7 +61,8 @@ def _eq(a: Any, b: Any) -> bool:
 
 
 def binop(op: str, a: Any, b: Any) -> Any:  # noqa: C901 - a table of operators
-    """`a <op> b` for + - and the comparison operators (case-insensitive)."""
+    """`a <op> b` for + -, -band -bor (integers, flags) and the comparison operators
+    (case-insensitive)."""
     if op == "+":
         if a is None:
             return b
@@ -74,6 +75,9 @@ def binop(op: str, a: Any, b: Any) -> Any:  # noqa: C901 - a table of operators
         return a + _coerce(a, b)
     if op == "-":
         return a - _coerce(a, b)
+    if op in ("band", "bor"):
+        x, y = cast("int", a), cast("int", b)
+        return x & y if op == "band" else x | y
     if op in ("contains", "notcontains"):
         found = any(_eq(x, b) for x in enumerate_(a) or [None])
         return found if op == "contains" else not found

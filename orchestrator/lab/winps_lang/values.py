@@ -147,6 +147,19 @@ Command = Callable[["Interp", Bound, list, "str | None"], list]
 """A cmdlet: (interpreter, its arguments, pipeline input, -ErrorAction) -> its output."""
 
 
+FILE_ATTRIBUTES = {1: "ReadOnly", 2: "Hidden", 4: "System", 16: "Directory", 32: "Archive",
+                   128: "Normal", 1024: "ReparsePoint"}
+
+
+class FileAttributes(int):
+    """A [System.IO.FileAttributes] flags value: an integer (for -band and JSON) that prints as
+    its names ("Archive, ReparsePoint"), as .NET enums do."""
+
+    def __str__(self) -> str:
+        names = [n for bit, n in FILE_ATTRIBUTES.items() if self & bit]
+        return ", ".join(names) if names else str(int(self))
+
+
 def truthy(v: Any) -> bool:
     """PowerShell's truth: empty/zero/null are false, a one-item list is its item's truth."""
     if isinstance(v, list):
