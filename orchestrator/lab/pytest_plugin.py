@@ -8,6 +8,8 @@
   and after this test.
 - `lab_fresh_rpm_host`, `lab_fresh_zypper_host` (function): the same for the last dnf and the
   last zypper host (tests that only read may use `lab_fleet.rpm_hosts` directly).
+- `lab_fresh_windows_host` (function): the name of the Windows host, its recorded state reset
+  to the default (winstate.py) before this test and put back as it was after it.
 Tests using these fixtures are skipped (with the reason) when not root or when the lab
 cannot run here, unless ORCHESTRATOR_LAB_REQUIRED=1 (as `make test` sets): then they fail.
 Each xdist worker gets its own lab folder and addresses.
@@ -77,3 +79,14 @@ def lab_fresh_rpm_host(lab_fleet):
 @pytest.fixture
 def lab_fresh_zypper_host(lab_fleet):
     yield from _fresh(lab_fleet, lab_fleet.zypper_hosts, "zypper")
+
+
+@pytest.fixture
+def lab_fresh_windows_host(lab_fleet):
+    from orchestrator.lab.winstate import default_state
+
+    name = lab_fleet.windows_hosts[0].name
+    original = lab_fleet.windows_state(name)
+    lab_fleet.set_windows_state(name, default_state(name))
+    yield name
+    lab_fleet.set_windows_state(name, original)
