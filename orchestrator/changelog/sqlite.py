@@ -220,8 +220,10 @@ class SqliteStore(ChangeLogStore):
         with self._immediate() as conn:
             row = conn.execute(f"SELECT {LEASE_SELECT} FROM leases WHERE key = ?",
                                (key,)).fetchone()
-            if row is not None and row[3] > at:
-                held = _row_to_lease(row)
+            held = _row_to_lease(row) if row is not None else None
+            # a running lease is never just expired: only taken over from a holder judged
+            # gone (`replacing`), however long its run takes
+            if held is not None and (held.state == "running" or held.until > at):
                 if replacing is None or (held.holder, held.heartbeat, held.state) != (
                         replacing.holder, replacing.heartbeat, replacing.state):
                     return False  # held: nothing written

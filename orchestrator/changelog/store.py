@@ -22,7 +22,8 @@ class LogFilter:
 @dataclass(frozen=True)
 class LeaseOwner:
     """Where a lease's holder runs: the machine (`node`), its process id and that process's
-    start (boot id and start tick, so that a reused pid is not taken for the holder)."""
+    start (`BOOT:PIDNS:TICK`: boot id, pid namespace and start tick, so that neither a reused
+    pid nor a process in another container of the same machine is taken for the holder)."""
 
     node: str
     pid: int
@@ -66,7 +67,8 @@ class ChangeLogStore(ABC):
                       now: datetime | None = None, *, owner: LeaseOwner | None = None,
                       replacing: Lease | None = None) -> bool:
         """Take the lease `key` unless someone holds it at `now` (default: the clock). A lease
-        held until an occurrence's end makes the occurrence run once. True if taken.
+        held until an occurrence's end makes the occurrence run once. True if taken. A
+        running lease (its run has not finished) is held whatever its end says.
 
         `replacing`: take over that lease (its holder is gone), only if it is still exactly
         that lease (same holder, same last heartbeat): of two runs taking over at once, one

@@ -5,6 +5,8 @@
     lab.inventory_path              # Ansible inventory (YAML, 0600: holds BMC/WinRM passwords)
     lab.ssh("lab-01", "hostname")   # CompletedProcess, strict host-key checking
     lab.reset_host("lab-03")        # fresh writable layer, same host key
+    lab.hold_reboots("lab-03")      # faults: its next reboot stays down (release_host ends it)
+    lab.stop_repo(); lab.start_repo()  # faults: the package repository goes away and back
     lab.down(wipe=False)            # nothing left running, mounted or listening
 
 Addresses: 127.B.0.(10+i) for lab-i, 127.B.1.(10+i) for its BMC, 127.B.2.(10+i) for lab-win-i,
@@ -21,6 +23,7 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,8 +44,9 @@ LAB_EXTRA_MODULES = ("flask", "werkzeug", "sushy_tools")
 BMC_USER = "admin"
 WIN_USER = "Administrator"
 # Bumped when what the lab layers or repositories hold changes: a lab folder built by an older
-# version rebuilds them at the next `lab up` (v2: signed apt repository, RPM flavours).
-LAYER_VERSION = "v2"
+# version rebuilds them at the next `lab up` (v2: signed apt repository, RPM flavours; v3:
+# acme-app and acme-lib in the repositories).
+LAYER_VERSION = "v3"
 
 
 @dataclass(frozen=True)
@@ -359,9 +363,11 @@ class Lab:
         else:
             put("etc/zypp/repos.d/lab.repo", zypp_repo(repo["address"], repo["port"]))
         (d / "boot_id").write_text(str(uuid.uuid4()) + "\n")
+        self._hold_path(h.name).unlink(missing_ok=True)  # a fresh host boots normally
         cfg = {"root": str(d / "root"), "lower": [str(p) for p in lowers],
                "upper": str(d / "upper"), "work": str(d / "work"), "hostname": h.name,
-               "address": h.address, "port": h.port, "boot_id": str(d / "boot_id")}
+               "address": h.address, "port": h.port, "boot_id": str(d / "boot_id"),
+               "hold": str(self._hold_path(h.name))}
         (d / "supervisor.json").write_text(json.dumps(cfg, indent=2))
 
     def _spawn_host(self, h: LabHost) -> dict:
@@ -413,6 +419,32 @@ class Lab:
         h = self._host(name)
         procs.wait_until(lambda: not procs.ssh_banner(h.address, h.port), 5, f"{name} sshd stop")
 
+    def _hold_path(self, name: str) -> Path:
+        # outside the host's root: nothing on the host can see or change it
+        return self.host_dir(name) / "hold-reboot"
+
+    def _supervisor(self, name: str) -> int:
+        rec = self._state()["procs"].get(name)
+        if not procs.alive(rec):
+            raise LabStartError(f"{name}: host is not running")
+        inits = procs.children(rec["pid"])  # unshare --fork: the supervisor is its one child
+        if len(inits) != 1:
+            raise LabStartError(f"{name}: no supervisor under pid {rec['pid']}")
+        return inits[0]
+
+    def hold_reboots(self, name: str) -> None:
+        """From now on a reboot of the host does not come back: its processes stop and
+        nothing answers (like a server stuck in its firmware) until `release_host`."""
+        self._host(name)
+        self._hold_path(name).write_text("held by the lab\n")
+
+    def release_host(self, name: str, timeout: float = 30) -> None:
+        """Undo `hold_reboots`; a host held down finishes its boot (sshd answers again)."""
+        h = self._host(name)
+        self._hold_path(name).unlink(missing_ok=True)
+        os.kill(self._supervisor(name), signal.SIGUSR2)  # ignored unless it is held down
+        procs.wait_until(lambda: procs.ssh_banner(h.address, h.port), timeout, f"{name} sshd")
+
     def _wait_host(self, h: LabHost, rec: dict) -> None:
         log = self.host_dir(h.name) / "host.log"
 
@@ -431,6 +463,23 @@ class Lab:
         argv = [sys.executable, "-m", "http.server", str(repo["port"]), "--bind", repo["address"],
                 "--directory", str(self.root / "repo")]
         state["procs"]["repo"] = procs.spawn(argv, self.root / "repo.log")
+
+    def stop_repo(self) -> None:
+        """Stop the package repository's HTTP server (the hosts' repositories go away)."""
+        state = self._state()
+        if procs.stop([state["procs"].get("repo") or {}]):
+            raise LabStartError("the repository server did not stop")
+
+    def start_repo(self) -> None:
+        """Start the package repository's HTTP server again (after `stop_repo`)."""
+        state = self._state()
+        if procs.alive(state["procs"].get("repo")):
+            return
+        self._start_repo(state)
+        self._save(state)
+        repo = state["repo"]
+        procs.wait_until(lambda: procs.tcp_open(repo["address"], repo["port"]), 20,
+                         "package repository")
 
     def _start_redfish(self, state: dict) -> dict:
         import bcrypt

@@ -7,6 +7,9 @@ Installed on every host at version 1.0 (in the shared lab layer); the repository
   acme-kernel  1.1      in bookworm: its postinst writes /var/run/reboot-required
   acme-broken  1.1      in bookworm: its postinst fails (exit 1)
   acme-extra   1.0      in bookworm: not installed (for install tests)
+  acme-app     1.0, 1.1 in bookworm: not installed; 1.1 Depends on acme-lib (>= 2), so its
+                        update pulls in a new package (tests of rejectedAction install 1.0)
+  acme-lib     2.0      in bookworm: not installed; only acme-app 1.1 needs it
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Pkg:
     suite: str  # "bookworm" or "bookworm-security"
     postinst: str = ""
     description: str = "lab package"
+    depends: str = ""  # a Depends: field, e.g. "acme-lib (>= 2)"
 
 
 REBOOT_POSTINST = """#!/bin/sh
@@ -58,6 +62,10 @@ PACKAGES: tuple[Pkg, ...] = (
     Pkg("acme-broken", "1.0", "bookworm", description="update whose postinst fails"),
     Pkg("acme-broken", "1.1", "bookworm", FAIL_POSTINST, "update whose postinst fails"),
     Pkg("acme-extra", "1.0", "bookworm", description="not installed by default"),
+    Pkg("acme-app", "1.0", "bookworm", description="application (not installed by default)"),
+    Pkg("acme-app", "1.1", "bookworm", description="application, needs acme-lib 2",
+        depends="acme-lib (>= 2)"),
+    Pkg("acme-lib", "2.0", "bookworm", description="library only acme-app 1.1 needs"),
 )
 INSTALLED = ("acme-tls", "acme-agent", "acme-kernel", "acme-broken")
 SUITES = {"bookworm": "Acme", "bookworm-security": "Acme-Security"}
@@ -76,7 +84,8 @@ def build_deb(pkg: Pkg, out_dir: Path) -> Path:
         (root / "DEBIAN/control").write_text(
             f"Package: {pkg.name}\nVersion: {pkg.version}\nArchitecture: all\n"
             "Maintainer: Orchestrator Lab <lab@localhost>\nSection: misc\nPriority: optional\n"
-            f"Description: {pkg.description}\n"
+            + (f"Depends: {pkg.depends}\n" if pkg.depends else "")
+            + f"Description: {pkg.description}\n"
         )
         if pkg.postinst:
             script = root / "DEBIAN/postinst"

@@ -11,6 +11,9 @@ The same packages as the apt repository, one repository (`lab`, served at /rpm/)
   acme-broken  1.1       no advisory (classification "other"); its %pre fails (exit 1), so
                          the package is not installed and dnf/zypper exit non-zero
   acme-extra   1.0       no advisory; not installed
+  acme-app     1.0, 1.1  no advisory; not installed; 1.1 Requires acme-lib >= 2, so its update
+                         pulls in a new package (tests of rejectedAction install 1.0)
+  acme-lib     2.0       no advisory; not installed; only acme-app 1.1 needs it
   acme-release 9         the distribution's release package (system-release(releasever) = 9)
 Version 1.0 of the first four and acme-release are what the RPM hosts have installed (release 1
 throughout).
@@ -41,6 +44,7 @@ class Rpm:
     pre: str = ""
     post: str = ""
     provides: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
 
     @property
     def filename(self) -> str:
@@ -76,6 +80,9 @@ RPMS: tuple[Rpm, ...] = (
     Rpm("acme-broken", "1.0", "update whose scriptlet fails"),
     Rpm("acme-broken", "1.1", "update whose scriptlet fails", pre=FAIL_PRE),
     Rpm("acme-extra", "1.0", "not installed by default"),
+    Rpm("acme-app", "1.0", "application (not installed by default)"),
+    Rpm("acme-app", "1.1", "application, needs acme-lib 2", requires=("acme-lib >= 2",)),
+    Rpm("acme-lib", "2.0", "library only acme-app 1.1 needs"),
 )
 INSTALLED = ("acme-release", "acme-tls", "acme-agent", "acme-kernel", "acme-broken")
 # packages after whose update the RPM hosts report a reboot (needs-restarting.d, needreboot.d)
@@ -109,6 +116,7 @@ def _spec(pkg: Rpm) -> str:
         f"Name: {pkg.name}", f"Version: {pkg.version}", f"Release: {RELEASE}",
         f"Summary: {pkg.summary}", "License: MIT", "BuildArch: noarch",
         *(f"Provides: {p}" for p in pkg.provides),
+        *(f"Requires: {r}" for r in pkg.requires),
         "URL: https://lab.invalid/acme", "Packager: Orchestrator Lab <lab@localhost>", "",
         "%description", f"{pkg.summary} (orchestrator lab package).", "",
         "%install", f"mkdir -p %{{buildroot}}{doc}",

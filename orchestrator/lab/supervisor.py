@@ -5,6 +5,9 @@ the hostname, gives the host a boot_id, and runs sshd chrooted. The reboot shim 
 writes /run/lab-power and sends SIGUSR1 (acted on half a second later): on "reboot" every other
 process is killed, /run and /proc are renewed, a fresh boot_id is written and sshd starts again;
 on "poweroff" the host stops.
+A host told to hang (cfg "hold": a file outside the host, `Lab.hold_reboot`) does not come back
+from its next reboot: every process is killed and nothing answers until SIGUSR2 (`Lab.release_host`)
+finishes the boot (like a server stuck in its firmware until someone presses the button).
 The boot time tools derive from /proc/1 (its inode's mtime, as `dnf needs-restarting -r` reads
 it) is the time /proc was mounted: the supervisor holds /proc/1 open from the mount on, so the
 inode is not recreated (with a later mtime) while the host runs.
@@ -121,7 +124,8 @@ def reap() -> set[int]:
 def main() -> int:
     with open(sys.argv[1]) as fh:
         cfg = json.load(fh)
-    handled = {signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    handled = {signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT,
+               signal.SIGHUP}
     for signum in handled:
         signal.signal(signum, lambda *_: None)  # PID 1 gets only signals it handles
     signal.pthread_sigmask(signal.SIG_BLOCK, handled)
@@ -129,6 +133,7 @@ def main() -> int:
     pin = mount_proc(cfg)
     sshd = start_sshd(cfg)
     power_file = f"{root}/run/lab-power"
+    held = False
     while True:
         sig = signal.sigwait(handled)
         if sig == signal.SIGCHLD:
@@ -137,15 +142,26 @@ def main() -> int:
         if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             kill_others()
             return 0
-        try:
-            with open(power_file) as fh:
-                action = fh.read().strip()
-        except OSError:
-            action = "reboot"
-        time.sleep(SHUTDOWN_DELAY)  # like a real shutdown: the caller's command returns first
-        kill_others()
-        if action == "poweroff":
-            return 0
+        if sig == signal.SIGUSR2:  # the lab releases a held host: the boot completes
+            if not held:
+                continue
+            held = False
+        elif held:
+            continue  # nothing runs on a held host; a stray SIGUSR1 changes nothing
+        else:
+            try:
+                with open(power_file) as fh:
+                    action = fh.read().strip()
+            except OSError:
+                action = "reboot"
+            time.sleep(SHUTDOWN_DELAY)  # like a real shutdown: the caller's command returns
+            kill_others()
+            if action == "poweroff":
+                return 0
+            if cfg.get("hold") and os.path.exists(cfg["hold"]):
+                held = True
+                print("lab supervisor: reboot held, the host stays down", flush=True)
+                continue
         subprocess.run(["umount", "-l", f"{root}/run"], check=False)
         mount_run(root)
         new_boot_id(cfg)

@@ -146,20 +146,41 @@ def run_window(
 
     inv = inventory()  # before the lease: a broken inventory must not use up the occurrence
     leased = occ is not None and override is None
-    if leased and not ctx.store.acquire_lease(occ.id, ctx.run_id, occ.end, now=trigger):
-        holder = ctx.store.lease_holder(occ.id)
-        result.status = "already-done"
-        result.reason = f"{occ.id} was already run by {holder}; nothing done"
-        ctx.record("skip", "already-done", window=name, holder=holder)
-        return result
+    takeover = None
+    if leased:
+        from orchestrator.changelog.lease import claim
+
+        got = claim(ctx.store, occ.id, ctx.run_id, occ.end, now=trigger)
+        if not got.taken:
+            holder = got.held.holder if got.held is not None else None
+            result.status = "already-done"
+            result.reason = (
+                f"{occ.id} is being run by {holder}; nothing done"
+                if got.held is not None and got.held.state == "running"
+                else f"{occ.id} was already run by {holder}; nothing done")
+            ctx.record("skip", "already-done", window=name, holder=holder)
+            return result
+        if got.held is not None:
+            takeover = (got.held, got.gone)
+            # the dead run's hosts that finished in this occurrence are skipped below
+            ctx.record("lease.takeover", "done", window=name, previous=got.held.holder,
+                       reason=got.gone, lastHeartbeat=got.held.heartbeat)
+            result.reason = f"took over from {got.held.holder}: {got.gone}"
     ctx.record("run.start", "started", window=name, groups=groups, trigger=trigger.isoformat(),
-               kind="run-window", override=override is not None)
+               kind="run-window", override=override is not None,
+               takeover=takeover[0].holder if takeover else None)
     error: str | None = None
+    beat = None
+    if leased:
+        from orchestrator.changelog.lease import Heartbeat
+
+        beat = Heartbeat(ctx.store.url, occ.id, ctx.run_id).start()
     try:
         for g in groups:
             outcome = _run_group(ctx, ps, g, inv, clock=now,
                                  occurrence=occ if decision.run else None, override=override,
-                                 audit_timeout=audit_timeout)
+                                 audit_timeout=audit_timeout,
+                                 resume=occ.id if leased else None)
             result.groups.append(outcome)
     except OrchestratorError as exc:
         error = exc.message
@@ -168,17 +189,27 @@ def run_window(
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        if beat is not None:
+            beat.stop()
         statuses = [g.status for g in result.groups]
+        if leased:
+            try:
+                if error is not None:
+                    # the run did not finish: give the occurrence back so that a retry
+                    # inside the window can run it (hosts this run finished are skipped)
+                    ctx.store.release_lease(occ.id, ctx.run_id)
+                else:
+                    ctx.store.finish_lease(occ.id, ctx.run_id)
+            except OrchestratorError as exc:  # run.end is written all the same
+                error = f"{error}; {exc.message}" if error else exc.message
         if error is not None:
-            # the run did not finish: give the occurrence back so that a retry inside the
-            # window can run it
             result.status, result.reason = "error", error
-            if leased:
-                ctx.store.release_lease(occ.id, ctx.run_id)
-        elif "failed" in statuses:
-            result.status = "failed"
-        elif statuses and all(s in ("frozen", "cutoff") for s in statuses):
-            result.status, result.reason = "closed", "; ".join(g.reason for g in result.groups)
+        else:
+            if "failed" in statuses:
+                result.status = "failed"
+            elif statuses and all(s in ("frozen", "cutoff") for s in statuses):
+                result.status = "closed"
+                result.reason = "; ".join(g.reason for g in result.groups)
         ctx.record("run.end", result.status, window=name, error=error,
                    groups={g.group: g.status for g in result.groups})
     return result
@@ -194,6 +225,7 @@ def _run_group(
     occurrence: Any,
     override: str | None,
     audit_timeout: float,
+    resume: str | None = None,
 ) -> GroupOutcome:
     """One group of the window: audit, then (with a patch policy) the patch rollout, then an
     audit of the hosts it changed. The clock is read again before each step and by the
@@ -234,7 +266,7 @@ def _run_group(
     from orchestrator.patching.apply import apply_group
 
     patched = apply_group(ctx, ps, inv, group, override=override, occurrence=occurrence,
-                          clock=clock)
+                          clock=clock, resume=resume)
     outcome.patch = patched.to_json()
     counts = patched.summary()
     outcome.reason += "; patch: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items()))

@@ -60,7 +60,14 @@ def apply_text(run: ApplyRun) -> str:
             lines.append(clean(f"      {p.get('status', '?'):<24} {p.get('name')} "
                                f"{p.get('before') or '-'} -> {p.get('wanted')}"
                                + (f" (now {p.get('after')})" if p.get("after") not in
-                                  (None, p.get("wanted")) else "")))
+                                  (None, p.get("wanted")) else "")
+                               + (f": {p.get('reason')}" if p.get("reason") else "")))
+            for d in p.get("dependencies") or []:
+                if isinstance(d, dict):
+                    lines.append(clean(
+                        f"        + {d.get('name')} {d.get('version')} (dependency"
+                        + (f"; rejected {d.get('pattern')}" if d.get("rejected") else "")
+                        + ")"))
     if run.budget:
         lines.append(clean(f"  failure budget: {run.budget}"))
     s = run.summary()

@@ -32,7 +32,8 @@ def dead_owner() -> LeaseOwner:
     tick = _start_tick(proc.pid)
     proc.wait()
     me = this_owner()
-    return LeaseOwner(me.node, proc.pid, f"{me.started.partition(':')[0]}:{tick}")
+    boot, pidns, _ = me.started.split(":")
+    return LeaseOwner(me.node, proc.pid, f"{boot}:{pidns}:{tick}")
 
 
 def test_a_live_holder_on_this_machine_is_never_gone_even_without_heartbeat(tmp_path) -> None:
@@ -57,12 +58,26 @@ def test_a_reused_pid_is_not_the_holder(tmp_path) -> None:
     """Our own pid with another start tick: the holder's process is gone, whatever now has
     its number."""
     me = this_owner()
-    boot = me.started.partition(":")[0]
+    boot, pidns, _ = me.started.split(":")
     lease = Lease("w@1", "run-a", "", UNTIL.isoformat(), None,
-                  LeaseOwner(me.node, me.pid, f"{boot}:1"), "running")
-    assert holder_gone(lease) is not None
-    rebooted = replace(lease, owner=LeaseOwner(me.node, me.pid, "another-boot:1"))
-    assert "restarted" in (holder_gone(rebooted) or "")
+                  LeaseOwner(me.node, me.pid, f"{boot}:{pidns}:1"), "running")
+    assert holder_gone(lease) == f"its process {me.pid} on {me.node} is gone"
+
+
+def test_another_container_or_boot_is_judged_by_its_heartbeat_not_by_pid() -> None:
+    """Same host name, another pid namespace (a container) or another boot: the pid means
+    nothing here, so a fresh heartbeat keeps the lease and only a stale one loses it."""
+    me = this_owner()
+    boot, pidns, tick = me.started.split(":")
+    now = datetime.now(UTC)
+    for started in (f"{boot}:4026599999:{tick}", f"another-boot:{pidns}:{tick}"):
+        lease = Lease("w@1", "run-a", "", UNTIL.isoformat(), now.isoformat(),
+                      LeaseOwner(me.node, 1, started), "running")  # pid 1 lives here
+        assert holder_gone(lease, now=now) is None
+        stale = now + timedelta(seconds=STALE_SECONDS + 1)
+        assert "no heartbeat" in (holder_gone(lease, now=stale) or "")
+        dead_pid = replace(lease, owner=LeaseOwner(me.node, 999_999_999, started))
+        assert holder_gone(dead_pid, now=now) is None  # not judged by a pid it cannot see
 
 
 def test_another_machine_is_gone_only_after_its_heartbeat_is_stale() -> None:
@@ -138,3 +153,45 @@ def test_an_old_database_gets_the_lease_columns_and_its_leases_count_as_finished
                                                                          None)
     assert holder_gone(held) is None
     assert not store.acquire_lease("w@1", "run-new", UNTIL)
+
+
+def test_a_heartbeat_that_cannot_be_written_is_not_healthy(tmp_path) -> None:
+    """The thread that cannot open the store ends: the run learns it (and stops starting
+    host work) instead of believing it still holds the lease."""
+    beat = Heartbeat("sqlite:///" + str(tmp_path / "no" / "such" / "\0bad.db"), "w@1",
+                     "run-a", interval=0.05).start()
+    deadline = time.monotonic() + 5
+    while beat.healthy and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not beat.healthy and beat.problem.startswith("its heartbeat")
+    beat.stop()
+    store = SqliteStore(tmp_path / "s.db")
+    assert store.acquire_lease("w@1", "run-a", UNTIL, owner=this_owner())
+    ok = Heartbeat(store.url, "w@1", "run-a", interval=0.05).start()
+    time.sleep(0.2)
+    assert ok.healthy and ok.problem == ""
+    ok.stop()
+    assert ok.healthy  # stopped on purpose: not a fault
+
+
+def test_a_killed_holder_not_yet_reaped_is_gone() -> None:
+    """A zombie (killed, its parent has not waited for it yet) runs no more: gone."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        tick = _start_tick(proc.pid)
+        me = this_owner()
+        boot, pidns, _ = me.started.split(":")
+        lease = Lease("w@1", "run-a", "", UNTIL.isoformat(), None,
+                      LeaseOwner(me.node, proc.pid, f"{boot}:{pidns}:{tick}"), "running")
+        assert holder_gone(lease) is None
+        proc.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{proc.pid}/stat").read_text().split(")")[-1].split()[0] != "Z" \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert holder_gone(lease) == f"its process {proc.pid} on {me.node} is gone"
+    finally:
+        proc.kill()
+        proc.wait()

@@ -5,24 +5,15 @@ budget over batches, the cutoff between batches and deferred hosts going first n
 from __future__ import annotations
 
 import json
-import textwrap
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from patchwork import ALWAYS_WINDOW, write_config
+from patchwork import log_records as records
+
 from orchestrator.cli.main import main
 
-REPO = Path(__file__).resolve().parents[2]
-
-POLICIES = """
-apiVersion: orchestrator/v1
-kind: Window
-metadata: {{name: always}}
-spec:
-  schedule: {{cron: "0 * * * *"}}
-  timezone: UTC
-  duration: 1h
-  cutoff: 0m
----
+POLICIES = ALWAYS_WINDOW + """---
 apiVersion: orchestrator/v1
 kind: Window
 metadata: {{name: never-now}}
@@ -61,13 +52,7 @@ def workdir(tmp_path: Path, lab, hosts: list[str], *, window: str = "always",
     (tmp_path / "policies" / "lab.yml").write_text(POLICIES.format(
         hosts=", ".join(f'"{h}"' for h in hosts), window=window, rejected=rejected,
         max_failures=max_failures))
-    (tmp_path / "orchestrator.yml").write_text(textwrap.dedent(f"""\
-        policies: policies/
-        inventory: {lab.inventory_path}
-        playbooks: {REPO / "playbooks"}
-        state: sqlite:///state.db
-        ssh: {{knownHosts: {lab.known_hosts_path}, hostKeys: strict}}
-        """))
+    write_config(tmp_path, lab.inventory_path, lab=lab)
     return tmp_path
 
 
@@ -75,12 +60,6 @@ def apply(capsys, *extra: str) -> tuple[int, dict]:
     code = main(["--format", "json", "patch", "apply", "--group", "ring", *extra])
     out, err = capsys.readouterr()
     return code, json.loads(out) if out.strip() else {"stderr": err}
-
-
-def records(capsys) -> list[dict]:
-    capsys.readouterr()
-    assert main(["log", "--format", "json"]) == 0
-    return [json.loads(x) for x in capsys.readouterr()[0].splitlines()]
 
 
 def versions(lab, host: str) -> dict[str, str]:
@@ -175,9 +154,13 @@ def test_cutoff_between_batches_defers_and_deferred_go_first(
     real_now = datetime.now().astimezone()
     occ = check_group(ps, "ring", real_now).occurrence
     assert occ is not None
-    ticks = iter([real_now, occ.cutoff + timedelta(seconds=1)])
-    result = apply_group(app.run_context(), ps, inv, "ring", occurrence=occ,
-                         clock=lambda: next(ticks, occ.cutoff + timedelta(seconds=2)))
+    ctx = app.run_context()
+
+    def clock() -> datetime:  # the cutoff passes once the first host is done
+        done = any(r.action == "patch.apply" for r in ctx.store.records())
+        return occ.cutoff + timedelta(seconds=1) if done else real_now
+
+    result = apply_group(ctx, ps, inv, "ring", occurrence=occ, clock=clock)
     assert [(h, o.status) for h, o in result.hosts.items()] == [(first, "done"),
                                                                (second, "deferred")]
     nxt = apply_group(app.run_context(), ps, inv, "ring", check=True)

@@ -4,9 +4,11 @@ first-seen dates kept in the store, overdue and a failing refresh as SPEC's exit
 from __future__ import annotations
 
 import json
-import textwrap
 from datetime import date, timedelta
 from pathlib import Path
+
+from patchwork import log_records as records
+from patchwork import write_config
 
 from orchestrator.cli.main import main
 
@@ -45,24 +47,13 @@ def workdir(tmp_path: Path, lab, hosts: list[str]) -> Path:
     (tmp_path / "policies").mkdir(parents=True)
     (tmp_path / "policies" / "lab.yml").write_text(
         POLICIES.format(hosts=", ".join(f'"{h}"' for h in hosts)))
-    (tmp_path / "orchestrator.yml").write_text(textwrap.dedent(f"""\
-        policies: policies/
-        inventory: {lab.inventory_path}
-        state: sqlite:///state.db
-        ssh: {{knownHosts: {lab.known_hosts_path}, hostKeys: strict}}
-        """))
+    write_config(tmp_path, lab.inventory_path, lab=lab, playbooks=False)
     return tmp_path
 
 
 def scan(capsys, *extra: str) -> tuple[int, dict]:
     code = main(["--format", "json", "patch", "scan", *extra])
     return code, json.loads(capsys.readouterr()[0])
-
-
-def records(capsys) -> list[dict]:
-    capsys.readouterr()
-    assert main(["log", "--format", "json"]) == 0
-    return [json.loads(x) for x in capsys.readouterr()[0].splitlines()]
 
 
 def test_scan_lists_judges_and_records(lab_fleet, tmp_path, monkeypatch, capsys) -> None:

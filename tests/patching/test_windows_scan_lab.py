@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
-import textwrap
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from patchwork import log_records as records
+from patchwork import write_config
 
 from orchestrator.cli.main import main
 from orchestrator.lab.winstate import default_state
@@ -96,11 +97,7 @@ def win_host(lab_fleet):
 def workdir(tmp_path: Path, lab_fleet, win_host, monkeypatch) -> Path:
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "win.yml").write_text(POLICIES.format(host=win_host))
-    (tmp_path / "orchestrator.yml").write_text(textwrap.dedent(f"""\
-        policies: policies/
-        inventory: {lab_fleet.inventory_path}
-        state: sqlite:///state.db
-        """))
+    write_config(tmp_path, lab_fleet.inventory_path, playbooks=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -110,12 +107,6 @@ def scan(capsys, *extra: str) -> tuple[int, dict]:
     code = main(["--format", "json", "--no-progress", "patch", "scan", "--group", "winfleet",
                  *extra])
     return code, json.loads(capsys.readouterr()[0])
-
-
-def records(capsys) -> list[dict]:
-    capsys.readouterr()
-    assert main(["log", "--format", "json"]) == 0
-    return [json.loads(x) for x in capsys.readouterr()[0].splitlines()]
 
 
 def set_state(lab, host: str, **changes) -> dict:
