@@ -516,14 +516,32 @@ def _stop_status(reason: str) -> str:
     return "budget-exhausted" if reason.startswith("failure budget exhausted") else "deferred"
 
 
+class _Cancel:
+    """What ends work in flight (polled by ansible-runner and the Windows waits): the window's
+    end with `onEnd: cancel`, and always the loss of the group's lease (another run took it
+    over: two runs must not work on one host). `reason` says which."""
+
+    def __init__(self, occurrence: Any, at_end: bool, now: Callable[[], datetime],
+                 lease: Any) -> None:
+        self.occurrence, self.at_end, self.now, self.lease = occurrence, at_end, now, lease
+
+    def __call__(self) -> bool:
+        return (self.lease is not None and self.lease.lost) or (
+            self.at_end and self.now() >= self.occurrence.end)
+
+    @property
+    def reason(self) -> str:
+        if self.lease is not None and self.lease.lost:
+            return "canceled: another run took over the group's lease"
+        return "canceled at the end of the window (onEnd: cancel)"
+
+
 def _canceller(occurrence: Any, on_end: str, now: Callable[[], datetime], lease: Any = None
-               ) -> Callable[[], bool] | None:
-    """What ends work in flight: the window's end with `onEnd: cancel`, and always the loss of
-    the group's lease (another run took it over: two runs must not work on one host)."""
+               ) -> _Cancel | None:
     at_end = occurrence is not None and on_end == "cancel"
     if not at_end and lease is None:
         return None
-    return lambda: (lease is not None and lease.lost) or (at_end and now() >= occurrence.end)
+    return _Cancel(occurrence, at_end, now, lease)
 
 
 def _by_manager(batch: list[str], managers: dict[str, str]) -> dict[str, list[str]]:
@@ -577,11 +595,10 @@ def _run_one(ctx: RunContext, inv: Inventory, manager: str, hosts: list[str],
     if outcome.canceled:
         for h in hosts:
             if h in events.seen:
-                events.failures.setdefault(h, "canceled: the window ended (onEnd: cancel) "
-                                              "or another run took the group's lease")
+                events.failures.setdefault(h, getattr(cancel, "reason", "canceled"))
             else:  # canceled before anything reached it: deferred, goes first next time
-                events.not_started(h, "the window ended before its work started "
-                                      "(onEnd: cancel)")
+                events.not_started(h, f"{getattr(cancel, 'reason', 'canceled')} before "
+                                      "its work started")
     if outcome.timed_out:
         for h in hosts:
             events.failures.setdefault(h, f"the playbook did not finish in {PLAYBOOK_TIMEOUT} s")
