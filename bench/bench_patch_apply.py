@@ -10,8 +10,8 @@ Per run, with the same forks (20), the same inventory and tools interleaved per 
                      listing, one round trip per host), approval, change-log records, then
                      playbooks/patch-apt.yml through ansible-runner (one batch: serial 100%)
                      with its event handler recording as events arrive, JSON out
-  ours+pipelining    the same with ANSIBLE_PIPELINING=True in its environment (ansible-runner
-                     passes the environment on; ours does not set pipelining itself)
+                     (pipelining on: ours sets it unless the environment does)
+  ours (no pipe)     the same with ANSIBLE_PIPELINING=False in its environment
   ansible-playbook   `ansible-playbook -f FORKS -i INV playbooks/patch-apt.yml -e @vars.yml`,
                      vars.yml the very extra variables ours passes (patching.apply._extravars
                      written by execution.playbook.write_unsafe_vars): the approved packages
@@ -33,7 +33,7 @@ the playbook (patch.apply.start to patch.apply.end), exit (to the process's end)
 
 Run:   .venv/bin/python bench/bench_patch_apply.py [--hosts 20] [--repeat 3]
        [--reboot never|ifNeeded|always] [--lab-dir DIR] [--down] [--forks 20]
-       [--tools ours,ourspipe,ansible,ansiblenopipe]
+       [--tools ours,oursnopipe,ansible,ansiblenopipe]
        [--profile N]   (cProfile of one in-process apply_group of N fresh hosts)
 """
 
@@ -77,7 +77,7 @@ from _lab import (  # noqa: E402 - after the path set-up
 PLAYBOOK = ROOT / "playbooks" / "patch-apt.yml"
 TOOLS = {  # key: (column title, method, rusage who)
     "ours": ("ours (process)", "ours", CHILDREN),
-    "ourspipe": ("ours+pipelining", "ours_pipelining", CHILDREN),
+    "oursnopipe": ("ours (no pipe)", "ours_nopipe", CHILDREN),
     "ansible": ("ansible-playbook", "ansible", CHILDREN),
     "ansiblenopipe": ("ansible (no pipe)", "ansible_nopipe", CHILDREN),
 }
@@ -130,10 +130,12 @@ class Tools:
         return not bad, f"hosts not as approved: {bad[:2]}" if bad else ""
 
     # -- ours --------------------------------------------------------------------------------
-    def ours(self, n: int, pipelining: bool = False) -> tuple[bool, str, None, dict]:
+    def ours(self, n: int, pipelining: bool = True) -> tuple[bool, str, None, dict]:
         import json
 
-        env = {**os.environ, "ANSIBLE_PIPELINING": "True" if pipelining else "False"}
+        env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_PIPELINING"}
+        if not pipelining:  # the site's environment rules
+            env["ANSIBLE_PIPELINING"] = "False"
         cmd = [str(VENV_BIN / "orchestrator"), "--config", str(self.wd.config), "--inventory",
                str(self.wd.inventory(n)), "--format", "json", "--no-progress", "patch", "apply",
                "--group", "bench"]
@@ -156,8 +158,8 @@ class Tools:
         return (good, "" if good else f"rc={p.returncode} hosts={len(hosts)} bad={bad[:3]} "
                 f"{[h.get('reason') for h in hosts][:2]}", None, phases)
 
-    def ours_pipelining(self, n: int) -> tuple[bool, str, None, dict]:
-        return self.ours(n, pipelining=True)
+    def ours_nopipe(self, n: int) -> tuple[bool, str, None, dict]:
+        return self.ours(n, pipelining=False)
 
     def _phases(self, run: str, t0: float, t1: float) -> dict[str, float]:
         """Where ours' time went, from its change-log records' times."""
@@ -224,7 +226,7 @@ def report(results: dict, counts: list[int], tools: list[str]) -> None:
     rows = []
     for n in counts:
         r = results[n]
-        for ours in ("ours", "ourspipe"):
+        for ours in ("ours", "oursnopipe"):
             for base in ("ansible", "ansiblenopipe"):
                 if r.get(ours) and r.get(base):
                     rows.append([str(n), f"{TOOLS[ours][0]} vs {TOOLS[base][0]}",
@@ -234,7 +236,7 @@ def report(results: dict, counts: list[int], tools: list[str]) -> None:
     print("\nWhere ours' time goes, seconds (median; from its change-log record times)")
     rows = []
     for n in counts:
-        for t in ("ours", "ourspipe"):
+        for t in ("ours", "oursnopipe"):
             ph = [s.phases for s in results[n].get(t, []) if s.phases]
             if ph:
                 rows.append([str(n), TOOLS[t][0],

@@ -85,7 +85,11 @@ def write_unsafe_vars(path: Path, values: Mapping[str, Any]) -> None:
     import yaml
 
     class UnsafeDumper(yaml.SafeDumper):
-        pass
+        def ignore_aliases(self, data: Any) -> bool:
+            # every value written out in full: one list shared by several hosts' entries
+            # would be an anchor and aliases, which ansible-core 2.19 templates wrongly for
+            # all but the first two users (found by bench/bench_patch_apply.py)
+            return True
 
     def text(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
         # Ansible templates only text holding "{": such text is tagged !unsafe. Other text

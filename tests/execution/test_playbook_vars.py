@@ -75,3 +75,39 @@ def test_plain_values_keep_their_type(tmp_path: Path) -> None:
                                                      "n": None})
     [res] = [e["event_data"]["res"] for e in events if e.get("event") == "runner_on_ok"]
     assert res["msg"] == ["str", "str", "str", "NoneType", "1.10", "true"]
+
+
+def test_a_list_shared_by_several_hosts_reaches_each_of_them(tmp_path: Path) -> None:
+    """One list object under several hosts' keys (orchestrator_host_packages) is written out
+    in full for each: YAML anchors and aliases came out wrong in ansible-core for all but the
+    first two hosts."""
+    import yaml
+
+    from orchestrator.execution.playbook import write_unsafe_vars
+
+    shared = [{"name": "acme-agent", "version": "1.1"}]
+    hosts = [f"h{i}" for i in range(5)]
+    write_unsafe_vars(tmp_path / "v.yml", {"orchestrator_host_packages": dict.fromkeys(hosts,
+                                                                                   shared)})
+    text = (tmp_path / "v.yml").read_text()
+    assert "&" not in text and "*" not in text
+    assert yaml.safe_load(text) == {"orchestrator_host_packages": dict.fromkeys(hosts, shared)}
+    (tmp_path / "pb.yml").write_text("""\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: show
+      ansible.builtin.debug:
+        msg: "{{ orchestrator_host_packages[inventory_hostname] }}"
+""")
+    (tmp_path / "inv.ini").write_text("".join(f"{h} ansible_connection=local\n" for h in hosts))
+    events: list[dict] = []
+    outcome = run_playbook(tmp_path / "pb.yml", tmp_path / "inv.ini",
+                           {h: {"ansible_connection": "local"} for h in hosts},
+                           event_handler=events.append, known_hosts=[], forks=5,
+                           extravars={"orchestrator_host_packages": dict.fromkeys(hosts,
+                                                                                  shared)})
+    assert outcome.rc == 0
+    got = {e["event_data"]["host"]: e["event_data"]["res"]["msg"] for e in events
+           if e.get("event") == "runner_on_ok"}
+    assert got == dict.fromkeys(hosts, shared)
