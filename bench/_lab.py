@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench_audit import (  # noqa: F401 - re-exported for the patch benchmarks
     CONN_VARS,
@@ -238,3 +239,14 @@ def run_on_hosts(hosts: list, key: str, known_hosts: str, forks: int, command: s
         t0 = time.perf_counter()
         out = list(pool.map(one, hosts))
         return out, time.perf_counter() - t0
+
+
+def clean_up(tmp: Path, lab: Any, *, keep: bool, down: bool) -> None:
+    """End of a benchmark: keep or remove its temporary folder, stop the lab if asked."""
+    if keep:
+        print(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if down:
+        lab.down()
+        print("lab: down")

@@ -43,7 +43,6 @@ import argparse
 import os
 import re
 import shlex
-import shutil
 import statistics
 import sys
 import tempfile
@@ -62,6 +61,7 @@ from _lab import (  # noqa: E402 - after the path set-up
     VENV_BIN,
     Sample,
     Workdir,
+    clean_up,
     ensure_lab,
     fmt,
     loadavg,
@@ -327,13 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if t is not None:
             t.fresh(need)  # leave the hosts as the other benchmarks expect them
-        if a.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if a.down:
-            lab.down()
-            print("lab: down")
+        clean_up(tmp, lab, keep=a.keep, down=a.down)
     return 0
 
 

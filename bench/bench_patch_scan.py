@@ -50,7 +50,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import statistics
 import sys
 import tempfile
@@ -67,6 +66,7 @@ from _lab import (  # noqa: E402 - after the path set-up
     VENV_BIN,
     Sample,
     Workdir,
+    clean_up,
     ensure_lab,
     floor_run,
     fmt,
@@ -335,13 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             report(results, counts, tools, v)
         print(f"\nload average at end {loadavg()}")
     finally:
-        if a.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if a.down:
-            lab.down()
-            print("lab: down")
+        clean_up(tmp, lab, keep=a.keep, down=a.down)
     return 0
 
 
