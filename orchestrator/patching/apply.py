@@ -16,180 +16,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from orchestrator.context import RunContext
-from orchestrator.errors import EXIT_CHANGES, EXIT_CLOSED, EXIT_OK, OrchestratorError
+from orchestrator.errors import OrchestratorError
 from orchestrator.inventory.model import Inventory
-from orchestrator.patching.dependencies import held_back, install_entries, rejected_vars
+from orchestrator.patching.dependencies import rejected_vars
+from orchestrator.patching.history import (
+    deferred_last_time,
+    finished_in,
+    interrupted_in,
+    planned_rollout,
+)
+from orchestrator.patching.outcomes import (
+    NOT_STARTED,
+    REBOOT_TASK,
+    RESULT_TASK,
+    ApplyEvents,
+    ApplyRun,
+    HostOutcome,
+    one_line,
+    stop_status,
+)
 from orchestrator.patching.rollout import FailureBudget, batches
 from orchestrator.patching.scan import DEFAULT_TIMEOUT, ScanRun, run_scan, scan_jobs
 from orchestrator.policy.model import PatchPolicy, PolicySet
 
 PLAYBOOKS = {"apt": "patch-apt.yml", "dnf": "patch-dnf.yml", "zypper": "patch-zypper.yml",
              "windows": "patch-windows.yml"}
-RESULT_TASK = "orchestrator: result"
-REBOOT_TASK = "orchestrator: reboot"
-HOST_FAILED_TASK = "orchestrator: host failed"  # the last task, when anything failed
 PLAYBOOK_TIMEOUT = 4 * 3600
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class HostOutcome:
-    host: str
-    status: str  # done | failed | up-to-date | deferred | budget-exhausted | would-install
-    reason: str = ""
-    packages: list[dict[str, Any]] = field(default_factory=list)
-    rebooted: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"host": self.host, "status": self.status, "reason": self.reason,
-                "packages": self.packages, "rebooted": self.rebooted}
-
-
-@dataclass
-class ApplyRun:
-    run: str
-    group: str
-    status: str = "done"  # done | failed | closed | check
-    reason: str = ""
-    batches: list[list[str]] = field(default_factory=list)
-    hosts: dict[str, HostOutcome] = field(default_factory=dict)
-    budget: str = ""
-
-    def summary(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for h in self.hosts.values():
-            out[h.status] = out.get(h.status, 0) + 1
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        return {"run": self.run, "group": self.group, "status": self.status,
-                "reason": self.reason, "batches": self.batches, "budget": self.budget,
-                "hosts": [h.to_json() for h in self.hosts.values()],
-                "summary": self.summary()}
-
-    def exit_code(self) -> int:
-        """SPEC: 0 done, 2 some hosts failed, 3 closed."""
-        if self.status == "closed":
-            return EXIT_CLOSED
-        if any(h.status == "failed" for h in self.hosts.values()):
-            return EXIT_CHANGES
-        return EXIT_OK
-
-
-class ApplyEvents:
-    """ansible-runner event_handler for the patch playbooks: records each host's packages,
-    reboot and health as the events arrive (never a parse of stdout)."""
-
-    def __init__(self, ctx: RunContext, group: str, wanted: dict[str, list[dict[str, str]]],
-                 check: bool, batch: int = 0) -> None:
-        self.ctx, self.group, self.wanted, self.check = ctx, group, wanted, check
-        self.batch = batch
-        self.recorded: dict[str, HostOutcome] = {}  # outcomes written (patch.apply): final
-        self.results: dict[str, dict[str, Any]] = {}
-        self.failures: dict[str, str] = {}
-        self.unreachable: dict[str, str] = {}
-        self.seen: set[str] = set()  # hosts any work started on (an event arrived)
-        self.waiting: dict[str, tuple[str, str]] = {}  # never started: host -> (status, why)
-
-    def not_started(self, host: str, reason: str, status: str | None = None) -> None:
-        """`host` was not touched: no new host work could start (cutoff, freeze, budget,
-        canceled before it began). Its outcome is `status` (by default from the reason:
-        budget-exhausted or deferred), not a failure."""
-        self.waiting[host] = (status or _stop_status(reason), reason)
-
-    def __call__(self, event: dict[str, Any]) -> bool:
-        data = event.get("event_data") or {}
-        host, kind = data.get("host"), event.get("event")
-        task = str(data.get("task") or "")
-        res = data.get("res") or {}
-        if not host or host not in self.wanted:
-            return False
-        self.seen.add(host)
-        if kind == "runner_on_unreachable":
-            self.unreachable[host] = _line(res.get("msg") or "unreachable")
-        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            self.failures.setdefault(host, f"{task}: {_line(res.get('msg') or 'failed')}")
-            if task == REBOOT_TASK and not self.check:
-                self.ctx.record("reboot", "failed", host=host, group=self.group,
-                                reason=_line(res.get("msg") or "failed"))
-        elif kind == "runner_on_ok" and task == RESULT_TASK:
-            result = res.get("orchestrator_result")
-            if isinstance(result, dict):
-                self.results[host] = result
-                if not self.check:
-                    self._record(host, result)
-        elif kind == "runner_on_ok" and task == REBOOT_TASK and not self.check \
-                and res.get("rebooted"):
-            self.ctx.record("reboot", "done", host=host, group=self.group,
-                            elapsed=res.get("elapsed"))
-        return False  # ansible-runner: do not keep the event on disk
-
-    def _record(self, host: str, result: dict[str, Any]) -> None:
-        entries = install_entries(self.ctx, host, self.group,
-                                  [p for p in result.get("packages") or [] if isinstance(p, dict)])
-        health = result.get("health")
-        if isinstance(health, dict):
-            entries.append(self.ctx.entry("health", "ok" if _healthy(health) else "failed",
-                                          host=host, group=self.group, **health))
-        # the host's outcome in the same transaction as its installs: a run that dies later
-        # leaves it finished (resumed runs skip it), never half-recorded
-        if host in self.recorded:
-            return  # one outcome per host (a repeated result event changes nothing)
-        out = self.outcome(host)
-        entries.append(self.ctx.entry("patch.apply", out.status, host=host, group=self.group,
-                                      batch=self.batch, reason=out.reason,
-                                      rebooted=out.rebooted))
-        self.ctx.record_all(entries)
-        self.recorded[host] = out
-
-    def outcome(self, host: str) -> HostOutcome:
-        if host in self.recorded:  # what the change log says stays what we say
-            return self.recorded[host]
-        result = self.results.get(host)
-        if host in self.waiting and host not in self.seen and result is None:
-            status, why = self.waiting[host]
-            return HostOutcome(host, status, why)
-        if host in self.unreachable:
-            return HostOutcome(host, "failed", f"unreachable: {self.unreachable[host]}")
-        if result is None:
-            why = self.failures.get(host, "the playbook gave no result for this host")
-            return HostOutcome(host, "failed", why)
-        packages = [p for p in result.get("packages") or [] if isinstance(p, dict)]
-        failed = [p["name"] for p in packages if p.get("status") == "failed"]
-        health = result.get("health") if isinstance(result.get("health"), dict) else {}
-        rebooted = bool(result.get("rebooted"))
-        if self.check:
-            return HostOutcome(host, "would-install", held_back(packages), packages, False)
-        stage = self.failures.get(host, "")
-        if stage and not stage.startswith(f"{HOST_FAILED_TASK}:"):
-            reason = stage  # a stage stopped the host (pre-check, lock, refresh, reboot): why
-        elif failed:
-            reason = f"install failed: {', '.join(str(n) for n in failed)}"
-        elif not _healthy(health or {}):
-            reason = f"health check failed: {health}"
-        elif host in self.failures:
-            reason = self.failures[host]
-        else:
-            return HostOutcome(host, "done", held_back(packages), packages, rebooted)
-        return HostOutcome(host, "failed", reason, packages, rebooted)
-
-
-def _healthy(health: dict[str, Any]) -> bool:
-    services = health.get("services") or {}
-    return all(v == "ok" for v in services.values()) and health.get("command_rc") in (None, 0)
-
-
-def _line(value: Any) -> str:
-    text = str(value).strip()
-    return (text.splitlines() or [""])[0][:300]
 
 
 def _extravars(policy: PatchPolicy, packages: dict[str, list[dict[str, str]]]
@@ -229,83 +89,9 @@ def inventory_timeout_problem(host_vars: dict[str, Any]) -> str | None:
         text = str(value).strip()
         if isinstance(value, bool) or not isinstance(value, int | str) \
                 or not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= most:
-            return (f"inventory variable {var} {_line(value)[:40]!r} is not a number of "
+            return (f"inventory variable {var} {one_line(value)[:40]!r} is not a number of "
                     f"seconds 1..{most}; fix it in the host's or group's variables")
     return None
-
-
-def _deferred_last_time(ctx: RunContext, group: str) -> list[str]:
-    """Hosts the group's last rollout deferred (they go first this time)."""
-    from orchestrator.changelog.store import LogFilter
-
-    last: list[str] = []
-    for rec in ctx.store.records(LogFilter(action="patch.apply.end")):
-        if rec.group == group:
-            last = [str(h) for h in rec.details.get("deferred") or []]
-    return last
-
-
-def _finished_in(ctx: RunContext, group: str, occurrence: str) -> dict[str, tuple[str, str, str]]:
-    """Hosts of `group` with an outcome (`patch.apply`) recorded by another run in
-    `occurrence`: host -> (status, reason, run)."""
-    from orchestrator.changelog.store import LogFilter
-
-    out: dict[str, tuple[str, str, str]] = {}
-    for rec in ctx.store.records(LogFilter(action="patch.apply", occurrence=occurrence)):
-        if rec.group == group and rec.host and rec.run != ctx.run_id:
-            out[rec.host] = (rec.status, str(rec.details.get("reason") or ""), rec.run)
-    return out
-
-
-def _interrupted_in(ctx: RunContext, group: str, finished: dict[str, tuple[str, str, str]], *,
-                    occurrence: str | None = None, run: str | None = None
-                    ) -> dict[str, list[dict[str, str]]]:
-    """Hosts of `group` that another run (in `occurrence`, or the run `run`) handed to a
-    playbook (`patch.batch`) and never gave an outcome or a skip: it died while working on
-    them. host -> the pinned packages it was installing."""
-    from orchestrator.changelog.store import LogFilter
-
-    started: dict[tuple[str, str], list[dict[str, str]]] = {}
-    ended: set[tuple[str, str]] = set()
-    for rec in ctx.store.records(LogFilter(occurrence=occurrence, run=run)):
-        if rec.group != group or rec.run == ctx.run_id:
-            continue
-        if rec.action == "patch.batch":
-            packages = rec.details.get("packages")
-            for h, todo in (packages.items() if isinstance(packages, dict) else []):
-                if isinstance(todo, list):
-                    started[(rec.run, str(h))] = [
-                        {"name": str(p.get("name")), "version": str(p.get("version"))}
-                        for p in todo if isinstance(p, dict)]
-        elif rec.action in ("patch.apply", "skip") and rec.host:
-            ended.add((rec.run, rec.host))
-    return {h: todo for (r, h), todo in started.items()
-            if (r, h) not in ended and h not in finished}
-
-
-def planned_rollout(ctx: RunContext, ps: PolicySet, group: str, hosts: list[str]
-                    ) -> dict[str, Any]:
-    """What a rollout of `group` would do, from each host's last recorded scan (no host is
-    contacted, nothing is recorded): the approved patches per host and the batches."""
-    from orchestrator.changelog.store import LogFilter
-
-    policy = ps.patch_policies[ps.groups[group].patch_policy]  # type: ignore[index]
-    last: dict[str, tuple[str, list[str]]] = {}
-    for rec in ctx.store.records(LogFilter(action="patch.scan")):
-        if rec.group == group and rec.host in hosts:
-            approved = [f"{p.get('name')} {p.get('available')}"
-                        for p in rec.details.get("patches") or []
-                        if isinstance(p, dict) and p.get("state") == "missing"]
-            last[rec.host] = (rec.time, approved)
-    todo = [h for h in hosts if last.get(h, ("", []))[1]]
-    first = [h for h in _deferred_last_time(ctx, group) if h in todo]
-    order = first + [h for h in todo if h not in first]
-    return {"policy": policy.name,
-            "approved": {h: last[h][1] for h in todo},
-            "scannedAt": {h: last[h][0] for h in hosts if h in last},
-            "notScanned": [h for h in hosts if h not in last],
-            "batches": batches(order, policy.rollout.serial) if order else [],
-            "maxFailures": policy.rollout.max_failures}
 
 
 def apply_group(ctx: RunContext, ps: PolicySet, inv: Inventory, group: str, *,
@@ -378,10 +164,10 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
     """The scan, the batches and the failure budget of one group's rollout."""
     group = run.group
     on_end = ps.windows[occurrence.window].on_end if occurrence is not None else "finish"
-    earlier = _finished_in(ctx, group, resume) if resume else {}
-    interrupted = _interrupted_in(ctx, group, earlier, occurrence=resume) if resume else {}
+    earlier = finished_in(ctx, group, resume) if resume else {}
+    interrupted = interrupted_in(ctx, group, earlier, occurrence=resume) if resume else {}
     if dead_run is not None:  # the run whose group lease this one took over
-        interrupted = {**_interrupted_in(ctx, group, earlier, run=dead_run), **interrupted}
+        interrupted = {**interrupted_in(ctx, group, earlier, run=dead_run), **interrupted}
     scan: ScanRun = run_scan(ctx, ps, [j for j in scan_jobs(ps, inv, group)
                                        if j.host not in earlier],
                              timeout=scan_timeout, today=today)
@@ -405,7 +191,7 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
         wanted[h.host] = todo
         managers[h.host] = h.manager or ""
     first = [h for h in interrupted if h in wanted]
-    first += [h for h in _deferred_last_time(ctx, group) if h in wanted and h not in first]
+    first += [h for h in deferred_last_time(ctx, group) if h in wanted and h not in first]
     order = first + [h for h in wanted if h not in first]
     run.batches = batches(order, policy.rollout.serial) if order else []
     budget = FailureBudget(policy.rollout.max_failures, len(scan.hosts) + len(earlier))
@@ -456,7 +242,7 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
                 why = may_start()
                 if why is not None:
                     for h in hosts:
-                        events.not_started(h, why, _stop_status(why))
+                        events.not_started(h, why, stop_status(why))
                     continue
                 if not check:  # in flight from here: a resumed run finishes these first
                     ctx.record("patch.batch", "started", group=group, batch=n,
@@ -470,8 +256,8 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
                     budget.spend(out.host, out.reason)
             if not check:
                 done = [o for o in outcomes
-                        if o.status not in _NOT_STARTED and o.host not in events.recorded]
-                waiting = [o for o in outcomes if o.status in _NOT_STARTED]
+                        if o.status not in NOT_STARTED and o.host not in events.recorded]
+                waiting = [o for o in outcomes if o.status in NOT_STARTED]
                 ctx.record_all([ctx.entry("patch.apply", o.status, host=o.host, group=group,
                                           batch=n, reason=o.reason, rebooted=o.rebooted)
                                 for o in done]
@@ -507,13 +293,6 @@ def _stop_reason(ps: PolicySet, group: str, occurrence: Any, override: str | Non
     if not state.open:
         return "deferred", state.reason
     return None
-
-
-_NOT_STARTED = ("deferred", "budget-exhausted")
-
-
-def _stop_status(reason: str) -> str:
-    return "budget-exhausted" if reason.startswith("failure budget exhausted") else "deferred"
 
 
 class _Cancel:
@@ -602,3 +381,7 @@ def _run_one(ctx: RunContext, inv: Inventory, manager: str, hosts: list[str],
     if outcome.timed_out:
         for h in hosts:
             events.failures.setdefault(h, f"the playbook did not finish in {PLAYBOOK_TIMEOUT} s")
+
+
+__all__ = ["PLAYBOOK_TIMEOUT", "REBOOT_TASK", "RESULT_TASK", "ApplyEvents", "ApplyRun",
+           "HostOutcome", "apply_group", "inventory_timeout_problem", "planned_rollout"]
