@@ -24,6 +24,7 @@ from bench_audit import (  # noqa: F401 - re-exported for the patch benchmarks
     CONN_VARS,
     ROOT,
     VENV_BIN,
+    bench_inventory,
     ensure_lab,
     floor_run,
     machine_cpu,
@@ -106,18 +107,7 @@ class Workdir:
     def inventory(self, n: int) -> Path:
         """Ansible YAML inventory of the first n lab hosts in group `bench`, connection
         variables only: the same file for ours and for ansible."""
-        path = self.tmp / f"inventory-{n}.yml"
-        if path.exists():
-            return path
-        import yaml
-
-        full = yaml.safe_load(self.lab.inventory_path.read_text())
-        lab_hosts = full["all"]["children"]["lab_linux"]["hosts"]
-        hosts = {name: {k: lab_hosts[name][k] for k in CONN_VARS if k in lab_hosts[name]}
-                 for name in self.names(n)}
-        path.write_text(yaml.safe_dump({"all": {"children": {"bench": {"hosts": hosts}}}}))
-        path.chmod(0o600)
-        return path
+        return bench_inventory(self.lab, self.names(n), self.tmp / f"inventory-{n}.yml")
 
     def ansible_env(self) -> tuple[dict[str, str], Path]:
         """The lab's Ansible environment (pipelining, strict host keys) with a fresh, empty

@@ -229,6 +229,22 @@ def padded_known_hosts(lab_file: Path, out: Path, lines: int, hashed: bool) -> P
     return out
 
 
+def bench_inventory(lab, names: list[str], path: Path) -> Path:
+    """An Ansible YAML inventory (0600) of the lab hosts `names` in group `bench`, connection
+    variables only (no BMC passwords); written once per path."""
+    if path.exists():
+        return path
+    import yaml
+
+    full = yaml.safe_load(lab.inventory_path.read_text())
+    lab_hosts = full["all"]["children"]["lab_linux"]["hosts"]
+    hosts = {name: {k: lab_hosts[name][k] for k in CONN_VARS if k in lab_hosts[name]}
+             for name in names}
+    path.write_text(yaml.safe_dump({"all": {"children": {"bench": {"hosts": hosts}}}}))
+    path.chmod(0o600)
+    return path
+
+
 @dataclass
 class Fixture:
     tmp: Path
@@ -265,18 +281,7 @@ class Fixture:
     def inventory(self, n: int) -> Path:
         """An Ansible YAML inventory of the first n lab hosts, connection vars only (no BMC
         passwords): the same file for ours, ansible-playbook and (translated) pyinfra."""
-        path = self.tmp / f"inventory-{n}.yml"
-        if path.exists():
-            return path
-        import yaml
-
-        full = yaml.safe_load(self.lab.inventory_path.read_text())
-        lab_hosts = full["all"]["children"]["lab_linux"]["hosts"]
-        hosts = {name: {k: lab_hosts[name][k] for k in CONN_VARS if k in lab_hosts[name]}
-                 for name in self.names(n)}
-        path.write_text(yaml.safe_dump({"all": {"children": {"bench": {"hosts": hosts}}}}))
-        path.chmod(0o600)
-        return path
+        return bench_inventory(self.lab, self.names(n), self.tmp / f"inventory-{n}.yml")
 
     def pyinfra_inventory(self, n: int) -> Path:
         path = self.tmp / f"pyinfra_inventory_{n}.py"
