@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "Compare hosts with their baselines: exit 0 compliant, 2 drift, 4 incomplete."),
     "patch": ("orchestrator.cli.patch", "patch",
               "Patches: scan (pending, approved, due, overdue) and apply (rollout in the window)."),
+    "firmware": ("orchestrator.cli.firmware", "firmware",
+                 "Firmware: scan (installed against wanted) and apply (rollout in the window)."),
     "run-window": ("orchestrator.cli.run_window", "run_window_cmd",
                    "What a scheduler calls at a window: guard, lease, then the work."),
     "lab": ("orchestrator.cli.lab", "lab",

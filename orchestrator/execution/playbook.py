@@ -116,10 +116,13 @@ def run_playbook(playbook: Path, inventory: Path,
                  event_handler: EventHandler, known_hosts: Sequence[Path], forks: int,
                  strict: bool = True, check: bool = False, timeout: int = 1800,
                  extravars: Mapping[str, Any] | None = None,
-                 cancel: Callable[[], bool] | None = None) -> PlaybookOutcome:
+                 cancel: Callable[[], bool] | None = None,
+                 controller: bool = False) -> PlaybookOutcome:
     """ansible-playbook `playbook` on `hosts` (name -> inventory variables); `known_hosts` are
     every file OpenSSH may trust host keys from. `check`: --check --diff. `cancel`: polled by
-    ansible-runner; True ends the run (and every process it started)."""
+    ansible-runner; True ends the run (and every process it started). `controller`: the
+    playbook works from this machine only (firmware through the hosts' BMCs): every host is
+    forced onto the local connection plugin, so nothing connects to the hosts themselves."""
     import ansible_runner
 
     if not playbook.is_file():
@@ -127,7 +130,10 @@ def run_playbook(playbook: Path, inventory: Path,
     from orchestrator.transports.knownhosts import check_files
 
     check_files([str(p) for p in known_hosts])  # OpenSSH must not read a FIFO or a planted file
-    groups, refused = plugin_groups(hosts)
+    if controller:
+        groups, refused = {"ansible.builtin.local": sorted(hosts)}, {}
+    else:
+        groups, refused = plugin_groups(hosts)
     outcome = PlaybookOutcome(refused=refused)
     deadline = time.monotonic() + timeout
     for plugin, names in sorted(groups.items()):

@@ -2,8 +2,9 @@
 
 Guard first (is an occurrence of the window open now, within its misfire grace?), then a
 lease on the occurrence in the state store so that a second trigger (or two at once) does
-nothing, then each group of the window that no freeze closes: audit (patch and firmware
-steps join here as they are built). Every step and every skip is a change-log record.
+nothing, then each group of the window that no freeze closes: audit, the patch rollout (with a
+patch policy), the firmware rollout (with a firmware policy), and an audit of the hosts they
+changed. Every step and every skip is a change-log record.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class GroupOutcome:
     audit: dict[str, Any] | None = None
     patch: dict[str, Any] | None = None
     audit_after: dict[str, Any] | None = None
+    firmware: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,7 @@ class GroupOutcome:
             "hosts": self.hosts,
             "audit": self.audit,
             "patch": self.patch,
+            "firmware": self.firmware,
             "auditAfter": self.audit_after,
         }
 
@@ -141,6 +144,10 @@ def run_window(
                 from orchestrator.patching.apply import planned_rollout
 
                 outcome.patch = planned_rollout(ctx, ps, g, hosts)
+            if ps.groups[g].firmware_policy is not None:
+                from orchestrator.firmware.history import planned_firmware
+
+                outcome.firmware = planned_firmware(ctx, ps, g, hosts)
             result.groups.append(outcome)
         return result
 
@@ -227,9 +234,9 @@ def _run_group(
     audit_timeout: float,
     resume: str | None = None,
 ) -> GroupOutcome:
-    """One group of the window: audit, then (with a patch policy) the patch rollout, then an
-    audit of the hosts it changed. The clock is read again before each step and by the
-    rollout before each batch."""
+    """One group of the window: audit, then (with a patch policy) the patch rollout, then (with
+    a firmware policy) the firmware rollout, then an audit of the hosts they changed. The
+    clock is read again before each step and by each rollout before each batch."""
     from orchestrator.audit.plan import host_jobs
     from orchestrator.audit.run import run_audit
     from orchestrator.windows.check import check_group
@@ -261,20 +268,33 @@ def _run_group(
     )
     outcome = GroupOutcome(group, "failed" if bad else "done", reason, [j.host for j in jobs],
                            audit.to_json())
-    if ps.groups[group].patch_policy is None:
-        return outcome
-    from orchestrator.patching.apply import apply_group
+    changed: list[str] = []
+    if ps.groups[group].patch_policy is not None:
+        from orchestrator.patching.apply import apply_group
 
-    patched = apply_group(ctx, ps, inv, group, override=override, occurrence=occurrence,
-                          clock=clock, resume=resume)
-    outcome.patch = patched.to_json()
-    counts = patched.summary()
-    outcome.reason += "; patch: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-                                     or "no hosts")
-    if patched.status == "failed":
-        outcome.status = "failed"
-    changed = [h for h, o in patched.hosts.items() if o.status in ("done", "failed")
-               and o.packages]
+        patched = apply_group(ctx, ps, inv, group, override=override, occurrence=occurrence,
+                              clock=clock, resume=resume)
+        outcome.patch = patched.to_json()
+        counts = patched.summary()
+        outcome.reason += "; patch: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+                                         or "no hosts")
+        if patched.status == "failed":
+            outcome.status = "failed"
+        changed += [h for h, o in patched.hosts.items() if o.status in ("done", "failed")
+                    and o.packages]
+    if ps.groups[group].firmware_policy is not None:
+        from orchestrator.firmware.apply import apply_group as apply_firmware
+
+        flashed = apply_firmware(ctx, ps, inv, group, override=override, occurrence=occurrence,
+                                 clock=clock, resume=resume)
+        outcome.firmware = flashed.to_json()
+        counts = flashed.summary()
+        outcome.reason += "; firmware: " + (", ".join(f"{n} {k}" for k, n in
+                                                      sorted(counts.items())) or "no hosts")
+        if flashed.status == "failed":
+            outcome.status = "failed"
+        changed += [h for h, o in flashed.hosts.items() if o.status in ("done", "failed")
+                    and h not in changed]
     if changed:
         after = run_audit(ctx, [j for j in jobs if j.host in changed], timeout=audit_timeout)
         outcome.audit_after = after.to_json()

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from orchestrator.context import RunContext
 from orchestrator.errors import OrchestratorError
 from orchestrator.inventory.model import Inventory
 from orchestrator.patching.dependencies import rejected_vars
+from orchestrator.patching.guard import canceller, group_lease, stop_reason
 from orchestrator.patching.history import (
     deferred_last_time,
     finished_in,
@@ -127,34 +128,11 @@ def apply_group(ctx: RunContext, ps: PolicySet, inv: Inventory, group: str, *,
         return _rollout(ctx, ps, inv, run, policy, check=True, occurrence=occurrence,
                         override=override, now=now, scan_timeout=scan_timeout, today=today,
                         resume=resume, lease=None)
-    from orchestrator.changelog.lease import Heartbeat, claim
-
-    key = f"patch-apply:{group}"
-    got = claim(ctx.store, key, ctx.run_id, utc_now() + timedelta(seconds=2 * PLAYBOOK_TIMEOUT))
-    if not got.taken:
-        held = got.held
-        raise OrchestratorError(
-            f"group {group} is being patched by run {held.holder if held else '?'}"
-            + (f" (process {held.owner.pid} on {held.owner.node})"
-               if held is not None and held.owner is not None else "")
-            + "; wait for it to finish (no host is patched by two runs at once)")
-    if got.held is not None:
-        ctx.record("lease.takeover", "done", group=group, lease=key,
-                   previous=got.held.holder, reason=got.gone,
-                   lastHeartbeat=got.held.heartbeat)
-    beat = Heartbeat(ctx.store.url, key, ctx.run_id).start()
-    try:
+    with group_lease(ctx, f"patch-apply:{group}", group, "patched", PLAYBOOK_TIMEOUT
+                     ) as (beat, dead_run):
         return _rollout(ctx, ps, inv, run, policy, check=False, occurrence=occurrence,
                         override=override, now=now, scan_timeout=scan_timeout, today=today,
-                        resume=resume, lease=beat,
-                        dead_run=got.held.holder if got.held is not None else None)
-    finally:
-        beat.stop()
-        if not beat.lost:
-            try:
-                ctx.store.release_lease(key, ctx.run_id)
-            except OrchestratorError:
-                pass  # left running: the next run judges this process gone and takes it over
+                        resume=resume, lease=beat, dead_run=dead_run)
 
 
 def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
@@ -213,7 +191,7 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
     deferred: list[str] = []
     try:
         for n, batch in enumerate(run.batches if not check else [order], 1):
-            stop = None if check else _stop_reason(ps, group, occurrence, override, budget,
+            stop = None if check else stop_reason(ps, group, occurrence, override, budget,
                                                    now())
             if stop is not None:
                 status, reason = stop
@@ -226,7 +204,7 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
                     deferred += left
                 break
             events = ApplyEvents(ctx, group, {h: wanted[h] for h in batch}, check, n)
-            cancel = _canceller(occurrence, on_end, now, lease) if not check else None
+            cancel = canceller(occurrence, on_end, now, lease) if not check else None
 
             def may_start() -> str | None:
                 """Why no new host work may start now (checked again before every playbook
@@ -235,7 +213,7 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
                     return None
                 if lease is not None and not lease.healthy:
                     return f"this run no longer holds the group's lease ({lease.problem})"
-                why = _stop_reason(ps, group, occurrence, override, budget, now())
+                why = stop_reason(ps, group, occurrence, override, budget, now())
                 return why[1] if why is not None else None
 
             for manager, hosts in _by_manager(batch, managers).items():
@@ -274,53 +252,6 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
             ctx.record("patch.apply.end", run.status, group=group, deferred=deferred,
                        budget=run.budget, spentBy=budget.spent_by, hosts=run.summary())
     return run
-
-
-def _stop_reason(ps: PolicySet, group: str, occurrence: Any, override: str | None,
-                 budget: FailureBudget, at: datetime) -> tuple[str, str] | None:
-    """Why no new host work may start now: the budget, the cutoff, a freeze (overrides only
-    ignore the window, never the budget)."""
-    from orchestrator.windows.check import check_group
-
-    if budget.exhausted:
-        return "budget-exhausted", f"failure budget exhausted: {budget.describe()}"
-    if override is not None:
-        return None
-    if occurrence is not None and at >= occurrence.cutoff:
-        return "deferred", (f"the cutoff of {occurrence.id} passed at "
-                            f"{occurrence.local_iso(occurrence.cutoff)}; no new work starts")
-    state = check_group(ps, group, at)
-    if not state.open:
-        return "deferred", state.reason
-    return None
-
-
-class _Cancel:
-    """What ends work in flight (polled by ansible-runner and the Windows waits): the window's
-    end with `onEnd: cancel`, and always the loss of the group's lease (another run took it
-    over: two runs must not work on one host). `reason` says which."""
-
-    def __init__(self, occurrence: Any, at_end: bool, now: Callable[[], datetime],
-                 lease: Any) -> None:
-        self.occurrence, self.at_end, self.now, self.lease = occurrence, at_end, now, lease
-
-    def __call__(self) -> bool:
-        return (self.lease is not None and self.lease.lost) or (
-            self.at_end and self.now() >= self.occurrence.end)
-
-    @property
-    def reason(self) -> str:
-        if self.lease is not None and self.lease.lost:
-            return "canceled: another run took over the group's lease"
-        return "canceled at the end of the window (onEnd: cancel)"
-
-
-def _canceller(occurrence: Any, on_end: str, now: Callable[[], datetime], lease: Any = None
-               ) -> _Cancel | None:
-    at_end = occurrence is not None and on_end == "cancel"
-    if not at_end and lease is None:
-        return None
-    return _Cancel(occurrence, at_end, now, lease)
 
 
 def _by_manager(batch: list[str], managers: dict[str, str]) -> dict[str, list[str]]:

@@ -10,36 +10,43 @@ from orchestrator.context import RunContext
 from orchestrator.patching.rollout import batches
 from orchestrator.policy.model import PolicySet
 
+# kind -> (the `*.batch` record's key of each host's work, the fields kept of each item)
+KEYS = {"patch": ("packages", ("name", "version")),
+        "firmware": ("components", ("id", "match", "uri", "version", "image"))}
 
-def deferred_last_time(ctx: RunContext, group: str) -> list[str]:
-    """Hosts the group's last rollout deferred (they go first this time)."""
+
+def deferred_last_time(ctx: RunContext, group: str, kind: str = "patch") -> list[str]:
+    """Hosts the group's last rollout (of `kind`: patch, firmware) deferred (they go first
+    this time)."""
     from orchestrator.changelog.store import LogFilter
 
     last: list[str] = []
-    for rec in ctx.store.records(LogFilter(action="patch.apply.end")):
+    for rec in ctx.store.records(LogFilter(action=f"{kind}.apply.end")):
         if rec.group == group:
             last = [str(h) for h in rec.details.get("deferred") or []]
     return last
 
 
-def finished_in(ctx: RunContext, group: str, occurrence: str) -> dict[str, tuple[str, str, str]]:
-    """Hosts of `group` with an outcome (`patch.apply`) recorded by another run in
-    `occurrence`: host -> (status, reason, run)."""
+def finished_in(ctx: RunContext, group: str, occurrence: str, kind: str = "patch"
+                ) -> dict[str, tuple[str, str, str]]:
+    """Hosts of `group` with an outcome (`patch.apply`, `firmware.apply`) recorded by another
+    run in `occurrence`: host -> (status, reason, run)."""
     from orchestrator.changelog.store import LogFilter
 
     out: dict[str, tuple[str, str, str]] = {}
-    for rec in ctx.store.records(LogFilter(action="patch.apply", occurrence=occurrence)):
+    for rec in ctx.store.records(LogFilter(action=f"{kind}.apply", occurrence=occurrence)):
         if rec.group == group and rec.host and rec.run != ctx.run_id:
             out[rec.host] = (rec.status, str(rec.details.get("reason") or ""), rec.run)
     return out
 
 
 def interrupted_in(ctx: RunContext, group: str, finished: dict[str, tuple[str, str, str]], *,
-                    occurrence: str | None = None, run: str | None = None
-                    ) -> dict[str, list[dict[str, str]]]:
+                    occurrence: str | None = None, run: str | None = None,
+                    kind: str = "patch") -> dict[str, list[dict[str, str]]]:
     """Hosts of `group` that another run (in `occurrence`, or the run `run`) handed to a
-    playbook (`patch.batch`) and never gave an outcome or a skip: it died while working on
-    them. host -> the pinned packages it was installing."""
+    playbook (`patch.batch`, `firmware.batch`) and never gave an outcome or a skip: it died
+    while working on them. host -> the pinned packages (components) it was installing."""
+    key, fields = KEYS[kind]
     from orchestrator.changelog.store import LogFilter
 
     started: dict[tuple[str, str], list[dict[str, str]]] = {}
@@ -47,14 +54,14 @@ def interrupted_in(ctx: RunContext, group: str, finished: dict[str, tuple[str, s
     for rec in ctx.store.records(LogFilter(occurrence=occurrence, run=run)):
         if rec.group != group or rec.run == ctx.run_id:
             continue
-        if rec.action == "patch.batch":
-            packages = rec.details.get("packages")
+        if rec.action == f"{kind}.batch":
+            packages = rec.details.get(key)
             for h, todo in (packages.items() if isinstance(packages, dict) else []):
                 if isinstance(todo, list):
                     started[(rec.run, str(h))] = [
-                        {"name": str(p.get("name")), "version": str(p.get("version"))}
+                        {f: str(p.get(f)) for f in fields if p.get(f) is not None}
                         for p in todo if isinstance(p, dict)]
-        elif rec.action in ("patch.apply", "skip") and rec.host:
+        elif rec.action in (f"{kind}.apply", "skip") and rec.host:
             ended.add((rec.run, rec.host))
     return {h: todo for (r, h), todo in started.items()
             if (r, h) not in ended and h not in finished}

@@ -17,6 +17,7 @@ from patchwork import log_records as records
 
 from orchestrator.cli.main import main
 from orchestrator.patching import apply as apply_mod
+from orchestrator.patching import guard as guard_mod
 
 POLICIES = ALWAYS_WINDOW.format() + """---
 apiVersion: orchestrator/v1
@@ -265,8 +266,8 @@ def test_a_manual_apply_taking_over_a_dead_runs_group_lease_finishes_its_hosts(
 
 def test_losing_the_group_lease_cancels_work_in_flight() -> None:
     lease = SimpleNamespace(lost=False)
-    cancel = apply_mod._canceller(None, "finish", datetime.now, lease)
+    cancel = guard_mod.canceller(None, "finish", datetime.now, lease)
     assert cancel is not None and not cancel()
     lease.lost = True
     assert cancel() and cancel.reason == "canceled: another run took over the group's lease"
-    assert apply_mod._canceller(None, "finish", datetime.now) is None
+    assert guard_mod.canceller(None, "finish", datetime.now) is None

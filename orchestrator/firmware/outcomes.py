@@ -1,0 +1,156 @@
+"""What a firmware rollout says about its hosts, and the ansible-runner event handler that turns
+the firmware playbooks' events into change-log records as they arrive: `firmware.task` when the
+BMC accepts an update (its task monitor: a run killed while the BMC works can be followed up
+instead of flashing twice), then with the host's result, in one transaction, each component's
+`firmware.update`, each reset the BMC asked for (`firmware.reset`) and the host's
+`firmware.apply`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.context import RunContext
+from orchestrator.firmware.versions import CURRENT, status
+from orchestrator.patching.outcomes import HostOutcome, one_line, stop_status
+
+RESULT_TASK = "orchestrator: result"
+FLASH_TASK = "orchestrator: flash"
+HOST_FAILED_TASK = "orchestrator: host failed"
+COMPONENT_OK = ("current", "updated")
+
+
+@dataclass
+class FirmwareOutcome(HostOutcome):
+    """status: done | failed | up-to-date | deferred | budget-exhausted | already-done |
+    would-update"""
+
+    components: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host, "status": self.status, "reason": self.reason,
+                "components": self.components}
+
+
+def _reset_target(uri: str) -> str:
+    return "bmc" if "/Managers/" in uri else "system" if "/Systems/" in uri else "device"
+
+
+class FirmwareEvents:
+    """ansible-runner event_handler for the firmware playbooks (never a parse of stdout)."""
+
+    def __init__(self, ctx: RunContext, group: str, wanted: dict[str, list[dict[str, Any]]],
+                 batch: int = 0) -> None:
+        self.ctx, self.group, self.wanted, self.batch = ctx, group, wanted, batch
+        self.recorded: dict[str, FirmwareOutcome] = {}
+        self.results: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, str] = {}
+        self.unreachable: dict[str, str] = {}
+        self.seen: set[str] = set()
+        self.waiting: dict[str, tuple[str, str]] = {}
+
+    def not_started(self, host: str, reason: str, status_: str | None = None) -> None:
+        self.waiting[host] = (status_ or stop_status(reason), reason)
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        data = event.get("event_data") or {}
+        host, kind = data.get("host"), event.get("event")
+        task = str(data.get("task") or "")
+        res = data.get("res") or {}
+        if not host or host not in self.wanted:
+            return False
+        self.seen.add(host)
+        if kind == "runner_on_unreachable":
+            self.unreachable[host] = one_line(res.get("msg") or "unreachable")
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self.failures.setdefault(host, f"{task}: {one_line(res.get('msg') or 'failed')}")
+        elif kind == "runner_on_ok" and task == FLASH_TASK:
+            self._task_started(host, res)
+        elif kind == "runner_on_ok" and task == RESULT_TASK:
+            result = res.get("orchestrator_result")
+            if isinstance(result, dict):
+                self.results[host] = result
+                self._record(host, result)
+        return False  # ansible-runner: do not keep the event on disk
+
+    def _task_started(self, host: str, res: dict[str, Any]) -> None:
+        args = (res.get("invocation") or {}).get("module_args") or {}
+        targets = args.get("update_targets") or []
+        by_uri = {c.get("uri"): c for c in self.wanted[host]}
+        comp = next((by_uri[t] for t in targets if t in by_uri), None)
+        handle = (res.get("update_status") or {}).get("handle")
+        self.ctx.record("firmware.task", "started", host=host, group=self.group,
+                        batch=self.batch, component=comp.get("id") if comp else None,
+                        image=args.get("update_image_uri"), version=comp.get("version")
+                        if comp else None, handle=handle)
+
+    def _components(self, host: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for c in result.get("components") or []:
+            if not isinstance(c, dict):
+                continue
+            c = {k: c.get(k) for k in ("id", "match", "wanted", "before", "after", "status",
+                                        "reason", "handle", "resets")}
+            # the playbook compares strings; equal versions written differently count too
+            if c["status"] == "failed" and c["after"] is not None and c["wanted"] \
+                    and status(str(c["after"]), str(c["wanted"])) == CURRENT:
+                c["status"], c["reason"] = "updated", ""
+            out.append(c)
+        return out
+
+    def _record(self, host: str, result: dict[str, Any]) -> None:
+        if host in self.recorded:
+            return  # one outcome per host
+        comps = self._components(host, result)
+        entries = []
+        for c in comps:
+            entries.append(self.ctx.entry(
+                "firmware.update", str(c["status"]), host=host, group=self.group,
+                batch=self.batch, component=c["id"], match=c["match"], wanted=c["wanted"],
+                before=c["before"], after=c["after"], reason=c["reason"] or "",
+                handle=c["handle"]))
+            for r in c.get("resets") or []:
+                uri = str(r.get("uri") or "") if isinstance(r, dict) else ""
+                kind = str(r.get("type") or "") if isinstance(r, dict) else str(r)
+                entries.append(self.ctx.entry("firmware.reset", "done", host=host,
+                                              group=self.group, component=c["id"],
+                                              target=_reset_target(uri), resetType=kind))
+        out = self.outcome(host)
+        entries.append(self.ctx.entry("firmware.apply", out.status, host=host, group=self.group,
+                                      batch=self.batch, reason=out.reason,
+                                      powerState=result.get("power_state")))
+        self.ctx.record_all(entries)
+        self.recorded[host] = out
+
+    def outcome(self, host: str) -> FirmwareOutcome:
+        if host in self.recorded:
+            return self.recorded[host]
+        result = self.results.get(host)
+        if host in self.waiting and host not in self.seen and result is None:
+            st, why = self.waiting[host]
+            return FirmwareOutcome(host, st, why)
+        if host in self.unreachable:
+            return FirmwareOutcome(host, "failed", f"unreachable: {self.unreachable[host]}")
+        if result is None:
+            return FirmwareOutcome(host, "failed", self.failures.get(
+                host, "the playbook gave no result for this host"))
+        comps = self._components(host, result)
+        bad = [c for c in comps if c["status"] not in COMPONENT_OK]
+        todo = {str(c.get("id")) for c in self.wanted.get(host, [])}
+        missing = todo - {str(c["id"]) for c in comps}
+        stage = self.failures.get(host, "")
+        if bad:
+            first = bad[0]
+            why = f"{first['id']}: {first['status']}" + (f": {first['reason']}"
+                                                         if first["reason"] else "")
+            if missing:
+                why += f"; not tried after it: {', '.join(sorted(missing))}"
+            return FirmwareOutcome(host, "failed", one_line(why), components=comps)
+        if stage and not stage.startswith(f"{HOST_FAILED_TASK}:"):
+            return FirmwareOutcome(host, "failed", stage, components=comps)
+        if missing:
+            return FirmwareOutcome(host, "failed", "the playbook gave no result for "
+                                   + ", ".join(sorted(missing)), components=comps)
+        if host in self.failures:
+            return FirmwareOutcome(host, "failed", self.failures[host], components=comps)
+        return FirmwareOutcome(host, "done", "", components=comps)

@@ -1,0 +1,119 @@
+"""The firmware event handler (no lab): ansible-runner events in, change-log records out, as
+they arrive: the BMC's task when it is accepted, then per component, per reset and per host in
+one transaction; outcomes from what the playbook said."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.firmware.outcomes import FLASH_TASK, RESULT_TASK, FirmwareEvents
+
+FW = "/redfish/v1/UpdateService/FirmwareInventory"
+WANTED = {"web-01": [{"id": "BIOS", "match": "BIOS", "uri": f"{FW}/BIOS", "version": "2.19.1",
+                      "image": "http://repo/bios-2.19.1.bin"},
+                     {"id": "BMC", "match": "BMC", "uri": f"{FW}/BMC", "version": "7.10.30",
+                      "image": "http://repo/bmc-7.10.30.bin"}]}
+
+
+class FakeCtx:
+    def __init__(self) -> None:
+        self.writes: list[list[tuple[str, str, dict[str, Any]]]] = []
+
+    def entry(self, action: str, status: str, **details: Any) -> tuple[str, str, dict]:
+        return (action, status, details)
+
+    def record_all(self, entries: list) -> None:
+        self.writes.append(list(entries))
+
+    def record(self, action: str, status: str, **details: Any) -> None:
+        self.writes.append([(action, status, details)])
+
+
+def ev(kind: str, task: str, res: dict, host: str = "web-01", **data: Any) -> dict:
+    return {"event": kind, "event_data": {"host": host, "task": task, "res": res, **data}}
+
+
+def comp(cid: str, status: str, before: str, after: str | None, reason: str = "",
+         resets: list | None = None) -> dict:
+    wanted = {"BIOS": "2.19.1", "BMC": "7.10.30"}[cid]
+    return {"id": cid, "match": cid, "wanted": wanted, "before": before, "after": after,
+            "status": status, "reason": reason, "handle": f"/redfish/v1/TaskService/{cid}",
+            "resets": resets or []}
+
+
+def test_task_then_components_resets_and_host_in_one_write() -> None:
+    ctx = FakeCtx()
+    events = FirmwareEvents(ctx, "web", WANTED, batch=2)  # type: ignore[arg-type]
+    events(ev("runner_on_ok", FLASH_TASK, {
+        "update_status": {"handle": "/redfish/v1/TaskService/TaskMonitors/7"},
+        "invocation": {"module_args": {"update_targets": [f"{FW}/BMC"],
+                                       "update_image_uri": "http://repo/bmc-7.10.30.bin",
+                                       "password": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}}}))
+    assert ctx.writes == [[("firmware.task", "started", {
+        "host": "web-01", "group": "web", "batch": 2, "component": "BMC",
+        "image": "http://repo/bmc-7.10.30.bin", "version": "7.10.30",
+        "handle": "/redfish/v1/TaskService/TaskMonitors/7"})]]
+    events(ev("runner_on_ok", RESULT_TASK, {"orchestrator_result": {
+        "power_state": "On",
+        "components": [comp("BIOS", "current", "2.19.1", "2.19.1"),
+                       comp("BMC", "updated", "7.00", "7.10.30", resets=[
+                           {"uri": "/redfish/v1/Managers/bmc/Actions/Manager.Reset",
+                            "type": "GracefulRestart"}])]}}))
+    last = ctx.writes[-1]
+    assert [(a, s) for a, s, _ in last] == [("firmware.update", "current"),
+                                            ("firmware.update", "updated"),
+                                            ("firmware.reset", "done"),
+                                            ("firmware.apply", "done")]
+    assert last[2][2]["target"] == "bmc" and last[2][2]["resetType"] == "GracefulRestart"
+    assert last[1][2]["before"] == "7.00" and last[1][2]["after"] == "7.10.30"
+    out = events.outcome("web-01")
+    assert out.status == "done" and [c["status"] for c in out.components] == ["current",
+                                                                               "updated"]
+    # a repeated result changes nothing
+    events(ev("runner_on_ok", RESULT_TASK, {"orchestrator_result": {"components": []}}))
+    assert len(ctx.writes) == 2
+
+
+def test_a_failed_component_fails_the_host_naming_it_and_what_was_not_tried() -> None:
+    ctx = FakeCtx()
+    events = FirmwareEvents(ctx, "web", WANTED)  # type: ignore[arg-type]
+    events(ev("runner_on_failed", "orchestrator: task failed", {"msg": "flash failed at 50%"}))
+    events(ev("runner_on_ok", RESULT_TASK, {"orchestrator_result": {"components": [
+        comp("BIOS", "failed", "2.18.0", None, "task failed: flash failed at 50%")]}}))
+    out = events.outcome("web-01")
+    assert out.status == "failed"
+    assert out.reason == ("BIOS: failed: task failed: flash failed at 50%; not tried after it: "
+                          "BMC")
+    assert ctx.writes[-1][-1][:2] == ("firmware.apply", "failed")
+
+
+def test_versions_written_differently_count_as_the_wanted_one() -> None:
+    ctx = FakeCtx()
+    events = FirmwareEvents(ctx, "web", {"web-01": WANTED["web-01"][:1]})  # type: ignore[arg-type]
+    events(ev("runner_on_ok", RESULT_TASK, {"orchestrator_result": {"components": [
+        comp("BIOS", "failed", "2.18.0", "2.19.01", "the version is still 2.19.01")]}}))
+    assert events.outcome("web-01").status == "done"
+    assert ctx.writes[-1][0][:2] == ("firmware.update", "updated")
+
+
+def test_precondition_and_no_result() -> None:
+    ctx = FakeCtx()
+    events = FirmwareEvents(ctx, "web", {"web-01": WANTED["web-01"], "web-02": []})  # type: ignore[arg-type]
+    events(ev("runner_on_failed", "orchestrator: precondition",
+              {"msg": "power state is Off; the firmware policy requires On"}))
+    events(ev("runner_on_ok", RESULT_TASK, {"orchestrator_result": {"components": [],
+                                                                    "power_state": "Off"}}))
+    out = events.outcome("web-01")
+    assert (out.status, out.reason) == ("failed", "orchestrator: precondition: power state is "
+                                                  "Off; the firmware policy requires On")
+    assert events.outcome("web-02").reason == "the playbook gave no result for this host"
+    events.not_started("web-02", "the cutoff of w@x passed at y; no new work starts")
+    assert events.outcome("web-02").status == "deferred"
+
+
+def test_events_of_other_hosts_are_ignored() -> None:
+    ctx = FakeCtx()
+    events = FirmwareEvents(ctx, "web", WANTED)  # type: ignore[arg-type]
+    assert events(ev("runner_on_ok", RESULT_TASK, {"orchestrator_result": {}},
+                     host="intruder")) is False
+    assert ctx.writes == [] and "intruder" not in events.seen
