@@ -11,6 +11,7 @@ them (never a parse of stdout), and no process of a run outlives it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import time
@@ -111,6 +112,17 @@ def write_unsafe_vars(path: Path, values: Mapping[str, Any]) -> None:
         yaml.dump(dict(values), fh, Dumper=UnsafeDumper, allow_unicode=True)
 
 
+def _forget_environment(status: Mapping[str, Any], runner_config: Any = None) -> None:
+    """ansible-runner writes `artifacts/<ident>/command` with the whole environment of the run
+    before it starts ansible-playbook (0600, in our 0700 workspace, removed at the end); it is
+    removed as soon as the run is under way, so that a crash does not leave secrets the
+    environment held (an inventory's lookup('env', ...), a state URL) in a temporary folder."""
+    if status.get("status") != "running" or runner_config is None:
+        return
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        (Path(runner_config.artifact_dir) / "command").unlink()
+
+
 def run_playbook(playbook: Path, inventory: Path,
                  hosts: Mapping[str, Mapping[str, Any]] | Iterable[str], *,
                  event_handler: EventHandler, known_hosts: Sequence[Path], forks: int,
@@ -159,6 +171,10 @@ def run_playbook(playbook: Path, inventory: Path,
                 # ours: the host-key settings and the plugin beat anything passed in
                 extravars={**ws.extravars(known_hosts, strict), "ansible_connection": plugin},
                 event_handler=event_handler,
+                status_handler=_forget_environment,
+                # ansible-runner would keep the environment (and a secret an inventory reads
+                # from it with lookup('env', ...)) in env/ and in artifacts/*/command
+                suppress_env_files=True,
                 cancel_callback=cancel,
                 quiet=True,
                 timeout=max(1, int(left)),

@@ -78,7 +78,8 @@ class FirmwareEvents:
         targets = args.get("update_targets") or []
         by_uri = {c.get("uri"): c for c in self.wanted[host]}
         comp = next((by_uri[t] for t in targets if t in by_uri), None)
-        handle = (res.get("update_status") or {}).get("handle")
+        status_ = (res.get("return_values") or {}).get("update_status") or {}
+        handle = status_.get("handle") if isinstance(status_, dict) else None
         self.ctx.record("firmware.task", "started", host=host, group=self.group,
                         batch=self.batch, component=comp.get("id") if comp else None,
                         image=args.get("update_image_uri"), version=comp.get("version")

@@ -160,7 +160,9 @@ def _firmware_policy(meta: m.Meta, s: dict) -> m.FirmwarePolicy:
         components=tuple(
             m.FirmwareComponent(c["match"], c["version"], c["image"]) for c in s["components"]
         ),
-        require_power_state=s.get("requirePowerState", "any"),
+        # YAML 1.1 reads an unquoted On/Off as a boolean: the same words
+        require_power_state={True: "On", False: "Off"}.get(s.get("requirePowerState", "any"),
+                                                           s.get("requirePowerState", "any")),
         rollout=_rollout(s.get("rollout")),
     )
 

@@ -45,7 +45,7 @@ def test_task_then_components_resets_and_host_in_one_write() -> None:
     ctx = FakeCtx()
     events = FirmwareEvents(ctx, "web", WANTED, batch=2)  # type: ignore[arg-type]
     events(ev("runner_on_ok", FLASH_TASK, {
-        "update_status": {"handle": "/redfish/v1/TaskService/TaskMonitors/7"},
+        "return_values": {"update_status": {"handle": "/redfish/v1/TaskService/TaskMonitors/7"}},
         "invocation": {"module_args": {"update_targets": [f"{FW}/BMC"],
                                        "update_image_uri": "http://repo/bmc-7.10.30.bin",
                                        "password": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}}}))
