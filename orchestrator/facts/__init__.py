@@ -8,7 +8,7 @@ results[FactRequest("packages")].value.installed["openssh-server"]
 
 from __future__ import annotations
 
-from orchestrator.facts import posix, updates, windows  # noqa: F401 - registers the facts
+from orchestrator.facts import fwupd, posix, updates, windows  # noqa: F401 - registers the facts
 from orchestrator.facts.base import (
     FACTS,
     Fact,
