@@ -87,10 +87,12 @@ class Workdir:
     lab: object
     forks: int = FORKS
     reboot: str = "never"
+    policies: str | None = None  # policies/bench.yml's text; None: policies_yaml(reboot)
 
     def __post_init__(self) -> None:
         (self.tmp / "policies").mkdir(parents=True, exist_ok=True)
-        (self.tmp / "policies" / "bench.yml").write_text(policies_yaml(self.reboot))
+        (self.tmp / "policies" / "bench.yml").write_text(self.policies
+                                                         or policies_yaml(self.reboot))
         self.config = self.tmp / "orchestrator.yml"
         self.config.write_text(
             f"policies: policies/\nplaybooks: {ROOT / 'playbooks'}\nstate: sqlite:///state.db\n"

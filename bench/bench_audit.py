@@ -229,16 +229,18 @@ def padded_known_hosts(lab_file: Path, out: Path, lines: int, hashed: bool) -> P
     return out
 
 
-def bench_inventory(lab, names: list[str], path: Path) -> Path:
-    """An Ansible YAML inventory (0600) of the lab hosts `names` in group `bench`, connection
-    variables only (no BMC passwords); written once per path."""
+def bench_inventory(lab, names: list[str], path: Path,
+                    keys: tuple[str, ...] = CONN_VARS) -> Path:
+    """An Ansible YAML inventory (0600) of the lab hosts `names` in group `bench`, the
+    variables `keys` only (by default the connection variables: no BMC passwords); written
+    once per path."""
     if path.exists():
         return path
     import yaml
 
     full = yaml.safe_load(lab.inventory_path.read_text())
     lab_hosts = full["all"]["children"]["lab_linux"]["hosts"]
-    hosts = {name: {k: lab_hosts[name][k] for k in CONN_VARS if k in lab_hosts[name]}
+    hosts = {name: {k: lab_hosts[name][k] for k in keys if k in lab_hosts[name]}
              for name in names}
     path.write_text(yaml.safe_dump({"all": {"children": {"bench": {"hosts": hosts}}}}))
     path.chmod(0o600)
