@@ -29,13 +29,16 @@ def lab() -> None:
               help="RPM hosts managed by dnf (lab-rpm-01..., group lab_rpm).")
 @click.option("--zypper", default=0, show_default=True, type=click.IntRange(0, 200),
               help="RPM hosts managed by zypper (lab-zypper-01..., group lab_zypper).")
+@click.option("--fwupd", default=0, show_default=True, type=click.IntRange(0, 200),
+              help="Debian hosts with fwupd and its test device (lab-fw-01..., group "
+                   "lab_fwupd).")
 @click.pass_context
-def up(ctx: click.Context, hosts: int, windows: int, rpm: int, zypper: int) -> None:
+def up(ctx: click.Context, hosts: int, windows: int, rpm: int, zypper: int, fwupd: int) -> None:
     """Start the lab (builds and caches the base rootfs on first use)."""
     a = app(ctx)
     lab_ = _lab()
     lab_.log = lambda msg: info(a, msg)
-    status = lab_.up(hosts=hosts, windows=windows, rpm=rpm, zypper=zypper)
+    status = lab_.up(hosts=hosts, windows=windows, rpm=rpm, zypper=zypper, fwupd=fwupd)
     if a.output_format == "json":
         emit_json(status)
     else:

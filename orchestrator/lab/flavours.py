@@ -5,6 +5,7 @@
 | apt     | lab-NN         | lab_linux       | 127.B.0.x, 127.B.1.x  | debian         | apt     |
 | rpm     | lab-rpm-NN     | lab_rpm         | 127.B.4.x, 127.B.5.x  | dnf            | dnf     |
 | zypper  | lab-zypper-NN  | lab_zypper      | 127.B.6.x, 127.B.7.x  | zypper         | zypper  |
+| fwupd   | lab-fw-NN      | lab_fwupd       | 127.B.8.x, 127.B.9.x  | fwupd          | apt     |
 
 (x = 10 + N; 127.B.2.x are the Windows hosts, 127.B.3.1 the package repository.)
 The RPM flavours are Debian userlands whose package manager is Debian's dnf or zypper working
@@ -12,12 +13,16 @@ on an rpmdb in /var/lib/rpm: /etc/os-release names an RPM distribution, apt and 
 so package-manager detection (`command -v dnf`, Ansible's pkg_mgr) picks dnf or zypper.
 os-release must not contain the word "Debian": Ansible's distribution facts would call the
 host Debian and force its pkg_mgr to apt.
+The fwupd flavour is the apt flavour plus fwupd with its test device (orchestrator.lab.fwupd):
+its supervisor runs the fwupd boot hook at every boot, before sshd.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator.lab.fwupd import BOOT_HOOK_PATH
+from orchestrator.lab.fwupd import layer_files as fwupd_layer_files
 from orchestrator.lab.shims import LAYER_FILES
 
 
@@ -29,12 +34,15 @@ class Flavour:
     host_octet: int
     bmc_octet: int
     rootfs: str  # variant in orchestrator.lab.rootfs.VARIANTS
+    packaging: str = "deb"  # deb: apt repository and 1.0 debs; rpm: RPM repository and RPMs
+    boot: tuple[str, ...] = ()  # run (chrooted, in order) at every boot before sshd
 
 
 FLAVOURS: dict[str, Flavour] = {
     "apt": Flavour("apt", "lab-", "lab_linux", 0, 1, "debian"),
-    "rpm": Flavour("rpm", "lab-rpm-", "lab_rpm", 4, 5, "dnf"),
-    "zypper": Flavour("zypper", "lab-zypper-", "lab_zypper", 6, 7, "zypper"),
+    "rpm": Flavour("rpm", "lab-rpm-", "lab_rpm", 4, 5, "dnf", "rpm"),
+    "zypper": Flavour("zypper", "lab-zypper-", "lab_zypper", 6, 7, "zypper", "rpm"),
+    "fwupd": Flavour("fwupd", "lab-fw-", "lab_fwupd", 8, 9, "fwupd", "deb", (BOOT_HOOK_PATH,)),
 }
 
 RPM_KEY_PATH = "etc/pki/rpm-gpg/RPM-GPG-KEY-lab"
@@ -94,4 +102,5 @@ LAYER_FILES_BY_FLAVOUR: dict[str, dict[str, tuple[str, int]]] = {
         # `zypper needs-rebooting` (exit 102) and `zypper ps -s` report
         "etc/zypp/needreboot.d/acme": ("acme-kernel\n", 0o644),
     },
+    "fwupd": {**LAYER_FILES, **fwupd_layer_files()},
 }

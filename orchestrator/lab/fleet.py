@@ -1,17 +1,23 @@
 """The Lab API: bring the local fleet up and down, and reach into it from tests.
 
     lab = Lab(Path(".orchestrator/lab"))
-    lab.up(hosts=5, windows=1, rpm=1, zypper=1)   # idempotent; returns when all answer
+    lab.up(hosts=5, windows=1, rpm=1, zypper=1, fwupd=1)  # idempotent; returns when all answer
     lab.inventory_path              # Ansible inventory (YAML, 0600: holds BMC/WinRM passwords)
     lab.ssh("lab-01", "hostname")   # CompletedProcess, strict host-key checking
     lab.reset_host("lab-03")        # fresh writable layer, same host key
     lab.hold_reboots("lab-03")      # faults: its next reboot stays down (release_host ends it)
     lab.stop_repo(); lab.start_repo()  # faults: the package repository goes away and back
+    lab.firmware_image("bios-9.bin", "BIOS", "9.0", reset="system", fault=None)  # -> image URL
+    lab.bmc_down("lab-03"); lab.set_power("lab-03", "Off"); lab.restore_bmc("lab-03")
+    lab.fwupd_cab("7.10.30")        # -> URL of a cabinet for the fwupd test device (lab-fw-NN)
+    lab.fwupd_fault("lab-fw-01", "slow", seconds=3); lab.fwupd_clear("lab-fw-01")
+    lab.fwupd_version("lab-fw-01")  # the test device's version, read over SSH
     lab.down(wipe=False)            # nothing left running, mounted or listening
 
 Addresses: 127.B.0.(10+i) for lab-i, 127.B.1.(10+i) for its BMC, 127.B.2.(10+i) for lab-win-i,
 127.B.3.1 for the package repository (apt at /debian, RPM at /rpm), 127.B.4/5.(10+i) for
-lab-rpm-i and its BMC, 127.B.6/7.(10+i) for lab-zypper-i and its BMC (orchestrator.lab.flavours);
+lab-rpm-i and its BMC, 127.B.6/7.(10+i) for lab-zypper-i and its BMC, 127.B.8/9.(10+i) for
+lab-fw-i (fwupd) and its BMC (orchestrator.lab.flavours);
 B is derived from the lab folder so that two labs in different folders do not collide (one chance
 in 200).
 """
@@ -56,7 +62,7 @@ class LabHost:
     port: int
     bmc_address: str  # host:port of its BMC (HTTPS)
     bmc_system_id: str
-    flavour: str = "apt"  # apt | rpm | zypper (orchestrator.lab.flavours)
+    flavour: str = "apt"  # apt | rpm | zypper | fwupd (orchestrator.lab.flavours)
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,11 @@ class Lab:
         return [h for h in self.linux_hosts if h.flavour == "zypper"]
 
     @property
+    def fwupd_hosts(self) -> list[LabHost]:
+        """The apt hosts with fwupd and its test device, lab-fw-NN, inventory group lab_fwupd."""
+        return [h for h in self.linux_hosts if h.flavour == "fwupd"]
+
+    @property
     def windows_hosts(self) -> list[WindowsHost]:
         return [WindowsHost(**h) for h in self._state().get("windows", [])]
 
@@ -175,16 +186,17 @@ class Lab:
         return self._state().get("secrets", {})
 
     # ---- up ----------------------------------------------------------------------------
-    def up(self, hosts: int = 3, windows: int = 0, rpm: int = 0, zypper: int = 0) -> dict:
-        counts = {"apt": hosts, "rpm": rpm, "zypper": zypper}
-        if not all(0 <= n <= MAX_HOSTS for n in (hosts, windows, rpm, zypper)):
+    def up(self, hosts: int = 3, windows: int = 0, rpm: int = 0, zypper: int = 0,
+           fwupd: int = 0) -> dict:
+        counts = {"apt": hosts, "rpm": rpm, "zypper": zypper, "fwupd": fwupd}
+        if not all(0 <= n <= MAX_HOSTS for n in (hosts, windows, rpm, zypper, fwupd)):
             raise LabSetupError(f"lab size must be 0..{MAX_HOSTS} hosts of each kind")
-        if hosts or rpm or zypper:
+        if hosts or rpm or zypper or fwupd:
             check_lab_extra()
         if os.geteuid() != 0:
             raise LabSetupError("the lab needs root (namespaces, mounts): run it as root")
         state = self._state()
-        size = [hosts, windows, rpm, zypper]
+        size = [hosts, windows, rpm, zypper, fwupd]
         if state and _size(state) == size and self._all_alive(state):
             return self.status()
         if state:
@@ -220,7 +232,8 @@ class Lab:
         except BaseException:
             self.down()
             raise
-        extra = "".join(f", {n} {f}" for f, n in (("rpm", rpm), ("zypper", zypper)) if n)
+        extra = "".join(f", {n} {f}" for f, n in (("rpm", rpm), ("zypper", zypper),
+                                                  ("fwupd", fwupd)) if n)
         self.log(f"lab: {hosts} Linux{extra} and {windows} Windows host(s) up in "
                  f"{time.monotonic() - t0:.1f} s; inventory: {self.inventory_path}")
         return self.status()
@@ -283,12 +296,14 @@ class Lab:
                 from orchestrator.lab.repo import build_repo
 
                 key.ensure()
-                _unmark(self.root / "repo-debian.ok", self.root / "layer.ok")
+                _unmark(self.root / "repo-debian.ok", self.root / "layer.ok",
+                        self.root / "layer-fwupd.ok")
                 for sub in ("debian", "initial"):
                     shutil.rmtree(self.root / "repo" / sub, ignore_errors=True)
                 build_repo(self.root / "repo", key)
                 _mark(self.root / "repo-debian.ok")
-            if flavours - {"apt"} and not _marked(self.root / "repo-rpm.ok"):
+            rpm = any(FLAVOURS[f].packaging == "rpm" for f in flavours)
+            if rpm and not _marked(self.root / "repo-rpm.ok"):
                 self.log("lab: building the signed RPM repository")
                 from orchestrator.lab.rpmrepo import build_rpm_repo
 
@@ -310,7 +325,8 @@ class Lab:
 
         layer = self.layer_path(flavour)
         marker = layer.with_name(layer.name + ".ok")
-        if _marked(marker):
+        stamp = _layer_stamp(LAYER_FILES_BY_FLAVOUR[flavour])
+        if _marked(marker, stamp):
             return
         base = ensure_rootfs(self.log, FLAVOURS[flavour].rootfs)
         self.log(f"lab: building the shared lab layer of the {flavour} hosts")
@@ -320,7 +336,7 @@ class Lab:
         files: dict[str, tuple[str | bytes, int]] = dict(LAYER_FILES_BY_FLAVOUR[flavour])
         with tempfile.TemporaryDirectory() as tmp:
             pub = Path(tmp) / "key"
-            if flavour == "apt":
+            if FLAVOURS[flavour].packaging == "deb":
                 key.export_public(pub, armor=False)
                 files[KEYRING] = (pub.read_bytes(), 0o644)
                 build_layer(base, layer, work, self.root / "repo" / "initial", files)
@@ -329,7 +345,7 @@ class Lab:
                 files[RPM_KEY_PATH] = (pub.read_bytes(), 0o644)
                 build_layer(base, layer, work, self.root / "repo" / "rpm-initial", files,
                             INSTALL_RPMS)
-        _mark(marker)
+        _mark(marker, stamp)
 
     # ---- hosts -------------------------------------------------------------------------
     def _prepare_host(self, h: LabHost, state: dict) -> None:
@@ -356,7 +372,7 @@ class Lab:
         put("etc/ssh/ssh_host_ed25519_key.pub", hostkey.with_suffix(".pub").read_text())
         put("root/.ssh/authorized_keys", self.ssh_key_path.with_suffix(".pub").read_text(), 0o600)
         repo = state["repo"]
-        if h.flavour == "apt":
+        if FLAVOURS[h.flavour].packaging == "deb":
             put("etc/apt/sources.list.d/lab.list", sources_list(repo["address"], repo["port"]))
         elif h.flavour == "rpm":
             put("etc/yum.repos.d/lab.repo", yum_repo(repo["address"], repo["port"]))
@@ -367,7 +383,7 @@ class Lab:
         cfg = {"root": str(d / "root"), "lower": [str(p) for p in lowers],
                "upper": str(d / "upper"), "work": str(d / "work"), "hostname": h.name,
                "address": h.address, "port": h.port, "boot_id": str(d / "boot_id"),
-               "hold": str(self._hold_path(h.name))}
+               "hold": str(self._hold_path(h.name)), "boot": list(FLAVOURS[h.flavour].boot)}
         (d / "supervisor.json").write_text(json.dumps(cfg, indent=2))
 
     def _spawn_host(self, h: LabHost) -> dict:
@@ -485,6 +501,7 @@ class Lab:
         import bcrypt
 
         from orchestrator.lab.certs import issue_server_cert
+        from orchestrator.lab.firmware_images import IMAGE_FOLDER, write_default_images
 
         folder = self.root / "redfish"
         folder.mkdir(exist_ok=True)
@@ -501,7 +518,9 @@ class Lab:
                          "mac": f"52:54:00:00:{i // 256:02x}:{i % 256:02x}",
                          "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.root}/{h.name}"))})
         cfg = {"state_dir": str(folder), "htpasswd": str(folder / "htpasswd"),
-               "cert": str(cert), "key": str(key), "bmcs": bmcs}
+               "cert": str(cert), "key": str(key), "bmcs": bmcs, "ca": str(self.ca_path),
+               "control": str(self._bmc_control_path)}
+        write_default_images(self.root / "repo" / IMAGE_FOLDER)
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))
         return procs.spawn([sys.executable, str(HERE / "redfish_server.py"),
                             str(folder / "config.json")], folder / "redfish.log")
@@ -661,21 +680,272 @@ class Lab:
     def firmware(self, name: str) -> dict:
         return json.loads(self.firmware_path(name).read_text())
 
+    # ---- BMC firmware and faults (redfish_server.py, firmware_images.py) ------------------
+    @property
+    def _bmc_control_path(self) -> Path:
+        return self.root / "redfish" / "control.sock"
+
+    def _bmc_control(self, name: str, op: str, timeout: float = 10, **args) -> object:
+        import socket
+
+        h = self._host(name)
+        request = json.dumps({"op": op, "bmc": h.bmc_system_id, **args}) + "\n"
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(str(self._bmc_control_path))
+                sock.sendall(request.encode())
+                reply = json.loads(sock.makefile("rb").readline() or b"{}")
+        except (OSError, ValueError) as exc:
+            raise LabStartError(f"{name}: the lab's Redfish emulator does not answer ({exc}); "
+                                "run 'lab up'") from None
+        if not reply.get("ok"):
+            raise LabStartError(f"{name}: BMC {op} failed: {reply.get('error', 'no answer')}")
+        return reply.get("result")
+
+    def firmware_url(self, image: str) -> str:
+        """URL of an image served by the lab's repository (`firmware_image`, or a default:
+        bios-2.19.1.bin, bmc-7.10.30.bin, nic-22.41.0.bin)."""
+        from orchestrator.lab.firmware_images import IMAGE_FOLDER, ImageError, check_image_name
+
+        try:
+            check_image_name(image)
+        except ImageError as exc:
+            raise LabSetupError(f"firmware image {exc}") from None
+        address, port = self.repo_address
+        return f"http://{address if port == 80 else f'{address}:{port}'}/{IMAGE_FOLDER}/{image}"
+
+    def firmware_image(self, name: str, component: str, version: str, seconds: float = 3,
+                       reset: str | None = None, fault: str | None = None,
+                       reset_seconds: float | None = None) -> str:
+        """Serve a firmware image (format: firmware_images.py) as `name`; returns its URL.
+        reset: None | "system" | "manager"; fault: None | "fail-halfway" | "hang" | "no-change"."""
+        from orchestrator.lab.firmware_images import (
+            IMAGE_FOLDER,
+            ImageError,
+            make_image,
+            write_image,
+        )
+
+        url = self.firmware_url(name)
+        try:
+            raw = make_image(component, version, seconds, reset, fault, reset_seconds)
+        except ImageError as exc:
+            raise LabSetupError(f"firmware image {name}: {exc}") from None
+        write_image(self.root / "repo" / IMAGE_FOLDER, name, raw)
+        return url
+
+    def firmware_pending(self, name: str) -> dict:
+        """Versions a BMC holds until a reset: {component: {Version, reset, task, ...}}."""
+        self._host(name)
+        path = self.root / "redfish" / f"firmware-{name}.pending.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def firmware_tasks(self, name: str) -> list[dict]:
+        """A BMC's update tasks, oldest first: Id, image, components, version, state (New,
+        Running, Completed, Exception, Cancelled), created, ended, awaiting (resets), error."""
+        self._host(name)
+        path = self.root / "redfish" / f"tasks-{name}.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def set_firmware(self, name: str, component: str, version: str) -> None:
+        """Set the installed version of a component (added when the BMC has none)."""
+        from orchestrator.lab.firmware_images import ImageError, make_image
+
+        try:
+            make_image(component, version)
+        except ImageError as exc:
+            raise LabSetupError(f"{name}: {exc}") from None
+        self._bmc_control(name, "set_firmware", component=component, version=version)
+
+    def set_power(self, name: str, state: str) -> None:
+        """Power the host's system On or Off at once (On activates firmware waiting for a
+        system reset)."""
+        if state not in ("On", "Off"):
+            raise LabSetupError(f"{name}: power state must be On or Off, not {state!r}")
+        self._bmc_control(name, "power", state=state)
+
+    def power_state(self, name: str) -> str:
+        """On or Off, as the host's BMC reports it."""
+        status = self._bmc_control(name, "status")
+        return str(status["power"]) if isinstance(status, dict) else "unknown"
+
+    def bmc_down(self, name: str) -> None:
+        """The host's BMC stops answering (connections refused) until `bmc_up`."""
+        self._bmc_control(name, "down")
+
+    def bmc_up(self, name: str) -> None:
+        self._bmc_control(name, "up")
+
+    def restore_bmc(self, name: str) -> None:
+        """The BMC as `lab up` left it: default firmware, nothing pending, no tasks, system On,
+        answering (waits for a Manager.Reset in progress to end)."""
+        self._bmc_control(name, "restore", timeout=70)
+
+    # ---- fwupd on the lab-fw-NN hosts (orchestrator.lab.fwupd) ----------------------------
+    def fwupd_cab(self, version: str) -> str:
+        """Serve the cabinet that makes the fwupd test device report `version` (A.B.C, e.g.
+        7.10.30) from the lab's repository; returns its http URL (…/fwupd/lab-webcam-V.cab,
+        the same bytes for the same version)."""
+        from orchestrator.lab.firmware_images import write_image
+        from orchestrator.lab.fwupd import CAB_FOLDER, CabError, cab_name, make_cab
+
+        try:
+            name, raw = cab_name(version), make_cab(version)
+        except CabError as exc:
+            raise LabSetupError(f"fwupd cabinet: {exc}") from None
+        address, port = self.repo_address
+        write_image(self.root / "repo" / CAB_FOLDER, name, raw)
+        return f"http://{address if port == 80 else f'{address}:{port}'}/{CAB_FOLDER}/{name}"
+
+    def fwupd_cab_file(self, name: str, version: str) -> str:
+        """Put the cabinet of `version` (the bytes `fwupd_cab` serves) on fwupd host `name`;
+        returns its absolute path there (/var/lib/lab-fwupd/lab-webcam-V.cab)."""
+        from orchestrator.lab.fwupd import CabError, cab_name, make_cab
+
+        self._fwupd_host(name)
+        try:
+            file, raw = cab_name(version), make_cab(version)
+        except CabError as exc:
+            raise LabSetupError(f"fwupd cabinet: {exc}") from None
+        path = f"/var/lib/lab-fwupd/{file}"
+        script = f"mkdir -p /var/lib/lab-fwupd && cat > {path}.tmp && mv {path}.tmp {path}"
+        proc = subprocess.run(self.ssh_argv(name) + [script], input=raw, capture_output=True,
+                              timeout=30)
+        if proc.returncode != 0:
+            raise LabStartError(f"{name}: cannot write {path}: "
+                                f"{proc.stderr.decode(errors='replace').strip()[-200:]}")
+        return path
+
+    def fwupd_fault(self, name: str, fault: str, seconds: float = 3.0) -> None:
+        """Make fwupd on host `name` misbehave until `fwupd_clear`, a reboot or `reset_host`:
+        "write-fails" (installs fail, version unchanged), "slow" (each write takes `seconds`,
+        at most 10), "needs-reboot" (installs succeed, the version changes at the next reboot),
+        "no-change" (installs succeed and want a reboot, which keeps the old version), "hang"
+        (the daemon is stopped: every fwupdmgr call blocks)."""
+        from orchestrator.lab.fwupd import FAULT_SETTINGS, FAULTS, MAX_SLOW_SECONDS, NO_CHANGE_FLAG
+
+        self._fwupd_host(name)
+        if fault not in FAULTS:
+            raise LabSetupError(f"{name}: fwupd fault must be one of {', '.join(FAULTS)}, "
+                                f"not {fault!r}")
+        if fault == "hang":
+            pids = self._fwupd_pids(name) or self._fwupd_start(name)
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+            return
+        if fault == "slow":
+            if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                    or not 0 < seconds <= MAX_SLOW_SECONDS):
+                raise LabSetupError(f"{name}: a slow fwupd write takes more than 0 and at most "
+                                    f"{MAX_SLOW_SECONDS:g} seconds, not {seconds!r}")
+            settings = [("WriteDelay", str(max(1, round(seconds * 1000))))]
+        else:
+            settings = [FAULT_SETTINGS[fault]]
+        flag = (f"mkdir -p {os.path.dirname(NO_CHANGE_FLAG)} && touch {NO_CHANGE_FLAG}"
+                if fault == "no-change" else "")
+        self._fwupd_config(name, settings, flag)
+
+    def fwupd_clear(self, name: str) -> None:
+        """Undo every `fwupd_fault` on host `name` (a stopped daemon continues; the versions
+        installed meanwhile stay)."""
+        from orchestrator.lab.fwupd import CLEAR_SETTINGS, NO_CHANGE_FLAG
+
+        self._fwupd_host(name)
+        for pid in self._fwupd_pids(name):
+            os.kill(pid, signal.SIGCONT)
+        self._fwupd_config(name, list(CLEAR_SETTINGS), f"rm -f {NO_CHANGE_FLAG}")
+
+    def fwupd_version(self, name: str, timeout: float = 30) -> str:
+        """The fwupd test device's version on host `name`, from `fwupdmgr get-devices --json`
+        over SSH (parsed by orchestrator.facts.fwupd)."""
+        from orchestrator.facts.base import FactParseError
+        from orchestrator.facts.fwupd import parse_devices_json
+        from orchestrator.lab.fwupd import TEST_DEVICE_ID
+
+        self._fwupd_host(name)
+        try:
+            proc = self.ssh(name, "LC_ALL=C fwupdmgr get-devices --json", check=False,
+                            timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise LabStartError(f"{name}: fwupd did not answer within {timeout:g} s "
+                                "(hung? fwupd_clear ends that)") from None
+        try:
+            devices = parse_devices_json(proc.stdout)
+        except FactParseError as exc:
+            raise LabStartError(f"{name}: fwupdmgr get-devices (exit {proc.returncode}): "
+                                f"{exc}") from None
+        for device in devices:
+            if device.id == TEST_DEVICE_ID and device.version:
+                return device.version
+        raise LabStartError(f"{name}: fwupd lists no test device (is TestDevices=true in "
+                            "/etc/fwupd/fwupd.conf?)")
+
+    def _fwupd_host(self, name: str) -> LabHost:
+        h = self._host(name)
+        if h.flavour != "fwupd":
+            raise LabSetupError(f"{name}: not a fwupd host (those are lab-fw-NN: lab up --fwupd N)")
+        return h
+
+    def _fwupd_config(self, name: str, settings: list[tuple[str, str]], also: str = "") -> None:
+        command = " && ".join([f"fwupdmgr modify-config test {key} {value} --json >/dev/null"
+                               for key, value in settings] + ([also] if also else []))
+        try:
+            self.ssh(name, command, timeout=30)
+        except subprocess.TimeoutExpired:
+            raise LabStartError(f"{name}: fwupd did not answer within 30 s") from None
+
+    def _fwupd_pids(self, name: str) -> list[int]:
+        """The fwupd daemons running on host `name` (its PID namespace), as seen from here."""
+        ns = os.readlink(f"/proc/{self._supervisor(name)}/ns/pid")
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if (os.readlink(entry / "ns" / "pid") == ns
+                        and (entry / "comm").read_text().strip() == "fwupd"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+        return pids
+
+    def _fwupd_start(self, name: str) -> list[int]:
+        """Start fwupd on host `name` (the bus starts it for any fwupdmgr call)."""
+        self.ssh(name, "fwupdmgr get-devices --json >/dev/null", check=False, timeout=30)
+        pids = self._fwupd_pids(name)
+        if not pids:
+            raise LabStartError(f"{name}: fwupd does not run (see fwupdmgr get-devices there)")
+        return pids
+
 
 def _size(state: dict) -> list[int]:
     size = list(state.get("size") or [])
-    return size + [0] * (4 - len(size))  # older state files: [hosts, windows]
+    return size + [0] * (5 - len(size))  # older state files: [hosts, windows(, rpm, zypper)]
 
 
-def _marked(marker: Path) -> bool:
+def _marked(marker: Path, stamp: str = LAYER_VERSION) -> bool:
     try:
-        return marker.read_text().strip() == LAYER_VERSION
+        return marker.read_text().strip() == stamp
     except OSError:
         return False
 
 
-def _mark(marker: Path) -> None:
-    marker.write_text(LAYER_VERSION + "\n")
+def _mark(marker: Path, stamp: str = LAYER_VERSION) -> None:
+    marker.write_text(stamp + "\n")
+
+
+def _layer_stamp(files: dict[str, tuple[str | bytes, int]]) -> str:
+    """LAYER_VERSION and a digest of a layer's files: a layer whose files changed in the code
+    (e.g. orchestrator/lab/fwupd.py, copied onto the fwupd hosts) is built again."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        content, mode = files[rel]
+        data = content.encode() if isinstance(content, str) else content
+        digest.update(f"{rel}\0{mode:o}\0{len(data)}\0".encode() + data)
+    return f"{LAYER_VERSION} {digest.hexdigest()[:16]}"
 
 
 def _unmark(*markers: Path) -> None:

@@ -1,13 +1,16 @@
 """pytest fixtures for tests against the lab (register with `pytest_plugins`).
 
 - `lab_fleet` (session): a running Lab with LAB_HOSTS (default 3) Debian hosts, LAB_RPM_HOSTS
-  (default 1) dnf hosts, LAB_ZYPPER_HOSTS (default 1) zypper hosts and 1 Windows host; the last
+  (default 1) dnf hosts, LAB_ZYPPER_HOSTS (default 1) zypper hosts, LAB_FWUPD_HOSTS (default 1)
+  fwupd hosts (Debian with fwupd and its test device) and 1 Windows host; the last
   Debian host is reserved for `lab_fresh_host` and is not meant for shared tests
   (`lab_fleet.shared_hosts` lists the others).
 - `lab_fresh_host` (function): the name of a Debian host reset to a fresh writable layer before
   and after this test.
-- `lab_fresh_rpm_host`, `lab_fresh_zypper_host` (function): the same for the last dnf and the
-  last zypper host (tests that only read may use `lab_fleet.rpm_hosts` directly).
+- `lab_fresh_rpm_host`, `lab_fresh_zypper_host`, `lab_fresh_fwupd_host` (function): the same
+  for the last dnf, zypper and fwupd host (tests that only read may use `lab_fleet.rpm_hosts`
+  directly). Resetting a fwupd host also ends its fwupd faults and gives the test device back
+  its first version, 1.2.2.
 - `lab_fresh_windows_host` (function): the name of the Windows host, its recorded state reset
   to the default (winstate.py) before this test and put back as it was after it.
 Tests using these fixtures are skipped (with the reason) when not root or when the lab
@@ -42,9 +45,10 @@ def lab_fleet(request: pytest.FixtureRequest):
     hosts = int(os.environ.get("LAB_HOSTS", "3"))
     rpm = int(os.environ.get("LAB_RPM_HOSTS", "1"))
     zypper = int(os.environ.get("LAB_ZYPPER_HOSTS", "1"))
+    fwupd = int(os.environ.get("LAB_FWUPD_HOSTS", "1"))
     lab = Lab(_lab_root(request.config), log=lambda msg: None)
     try:
-        lab.up(hosts=hosts, windows=1, rpm=rpm, zypper=zypper)
+        lab.up(hosts=hosts, windows=1, rpm=rpm, zypper=zypper, fwupd=fwupd)
     except LabError as exc:
         if required:
             pytest.fail(f"lab unavailable: {exc}")
@@ -79,6 +83,11 @@ def lab_fresh_rpm_host(lab_fleet):
 @pytest.fixture
 def lab_fresh_zypper_host(lab_fleet):
     yield from _fresh(lab_fleet, lab_fleet.zypper_hosts, "zypper")
+
+
+@pytest.fixture
+def lab_fresh_fwupd_host(lab_fleet):
+    yield from _fresh(lab_fleet, lab_fleet.fwupd_hosts, "fwupd")
 
 
 @pytest.fixture

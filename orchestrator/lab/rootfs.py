@@ -4,7 +4,8 @@ The cache lives in ~/.cache/orchestrator/lab/ (or $ORCHESTRATOR_LAB_CACHE); the 
 next to the tarball is the read-only lower layer of every host's overlayfs. One variant per
 package manager: `debian` (apt hosts), `dnf` (Debian's rpm, dnf and dnf-plugins-core) and
 `zypper` (Debian's rpm and zypper; Debian's dnf-plugins-core and zypper both ship
-needs-restarting, so they cannot share a tree). A variant is built only when a host needs it,
+needs-restarting, so they cannot share a tree) and `fwupd` (the debian packages plus fwupd and
+the system D-Bus, for in-band firmware). A variant is built only when a host needs it,
 under a lock, so concurrent `lab up`s build it once.
 """
 
@@ -29,6 +30,10 @@ VARIANTS: dict[str, tuple[tuple[str, ...], str]] = {
     "dnf": (("python3", "openssh-server", "rpm", "dnf", "dnf-plugins-core"),
             f"rootfs-{SUITE}-dnf-v1"),
     "zypper": (("python3", "openssh-server", "rpm", "zypper"), f"rootfs-{SUITE}-zypper-v1"),
+    # fwupd with its test device (orchestrator.lab.fwupd). fwupd depends on the virtual
+    # systemd-sysusers: name its small provider, or the full systemd would be pulled in.
+    "fwupd": (PACKAGES + ("fwupd", "dbus", "systemd-standalone-sysusers"),
+              f"rootfs-{SUITE}-fwupd-v1"),
 }
 
 

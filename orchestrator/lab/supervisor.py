@@ -12,6 +12,10 @@ The boot time tools derive from /proc/1 (its inode's mtime, as `dnf needs-restar
 it) is the time /proc was mounted: the supervisor holds /proc/1 open from the mount on, so the
 inode is not recreated (with a later mtime) while the host runs.
 SIGTERM stops the host. sshd that dies on its own is not restarted (like a crashed daemon).
+Boot hooks (cfg "boot": paths inside the root, e.g. the fwupd flavour's lab-fwupd-boot) run
+chrooted, in order, at every boot before sshd starts, with a clean environment and signals
+unblocked; daemons they start stay (reparented to the supervisor) until the next reboot. A hook
+that fails or runs longer than BOOT_HOOK_TIMEOUT is logged and the boot goes on.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ import uuid
 
 SHUTDOWN_DELAY = 0.5
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+BOOT_HOOK_TIMEOUT = 20.0  # within the 30 s Lab._wait_host gives a boot
+BOOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": "/root", "LANG": "C.UTF-8"}
 
 
 def sh(*argv: str) -> None:
@@ -87,12 +94,32 @@ def new_boot_id(cfg: dict) -> None:
         fh.truncate()
 
 
+def _unblock_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def run_boot_hooks(cfg: dict) -> None:
+    for hook in cfg.get("boot") or []:
+        try:
+            proc = subprocess.run(["chroot", cfg["root"], hook], stdin=subprocess.DEVNULL,
+                                  env=BOOT_ENV, timeout=BOOT_HOOK_TIMEOUT,
+                                  preexec_fn=_unblock_signals)
+        except subprocess.TimeoutExpired:
+            print(f"lab supervisor: boot hook {hook} still running after "
+                  f"{BOOT_HOOK_TIMEOUT:g} s: killed, booting on", flush=True)
+        except OSError as exc:
+            print(f"lab supervisor: boot hook {hook}: {exc}", flush=True)
+        else:
+            if proc.returncode:
+                print(f"lab supervisor: boot hook {hook} exited {proc.returncode}", flush=True)
+
+
 def start_sshd(cfg: dict) -> subprocess.Popen:
     argv = ["chroot", cfg["root"], "/usr/sbin/sshd", "-D", "-e",
             "-o", f"ListenAddress={cfg['address']}:{cfg['port']}"]
     return subprocess.Popen(
         argv, stdin=subprocess.DEVNULL,
-        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, []),
+        preexec_fn=_unblock_signals,
     )
 
 
@@ -131,6 +158,7 @@ def main() -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, handled)
     root = mount_root(cfg)
     pin = mount_proc(cfg)
+    run_boot_hooks(cfg)
     sshd = start_sshd(cfg)
     power_file = f"{root}/run/lab-power"
     held = False
@@ -166,6 +194,7 @@ def main() -> int:
         mount_run(root)
         new_boot_id(cfg)
         pin = renew_proc(cfg, pin)
+        run_boot_hooks(cfg)
         sshd = start_sshd(cfg)
         print(f"lab supervisor: rebooted, sshd pid {sshd.pid}", flush=True)
 

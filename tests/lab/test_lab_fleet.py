@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
+import time
 import urllib.request
 from base64 import b64encode
 from pathlib import Path
@@ -93,13 +94,19 @@ def test_firmware_version_changes_after_simple_update(lab_fleet):
     _, other_before = _redfish(lab_fleet, b, fw + "/BIOS")
     major, minor, patch = before["Version"].split(".")
     new = f"{major}.{int(minor) + 1}.{patch}"
+    image = lab_fleet.firmware_image(f"bios-{new}-now.bin", "BIOS", new, seconds=0.5)
     action = "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate"
-    status, _ = _redfish(lab_fleet, a, action,
-                         {"ImageURI": f"http://repo.example/fw/bios-{new}.bin",
-                          "Targets": [fw + "/BIOS"]})
-    assert status == 204
+    status, task = _redfish(lab_fleet, a, action, {"ImageURI": image, "Targets": [fw + "/BIOS"]})
+    assert status == 202 and task["TaskState"] == "New"  # a task, as real BMCs answer
+    for _ in range(100):
+        status, task = _redfish(lab_fleet, a, task["TaskMonitor"])
+        if status == 200:
+            break
+        time.sleep(0.1)
+    assert task["TaskState"] == "Completed"
     assert _redfish(lab_fleet, a, fw + "/BIOS")[1]["Version"] == new
     assert _redfish(lab_fleet, b, fw + "/BIOS")[1]["Version"] == other_before["Version"]
+    lab_fleet.restore_bmc(a)
 
 
 def test_redfish_requires_credentials(lab_fleet):
