@@ -28,8 +28,13 @@ orc windows list
 orc windows next --count 3
 orc windows check --group web || true        # exit 3 when closed: the reason is printed
 
-step "The lab's estate (demo/policies): the same baselines and patch policies, an hourly window"
-export ORCHESTRATOR_POLICIES=demo/policies
+step "The lab's estate (demo/policies): the same baselines, patch and firmware policies, an hourly window"
+# a copy whose firmware images point at the lab's repository (its address depends on the lab)
+FIRMWARE_URL=$(.venv/bin/python -c 'from orchestrator.lab.fleet import Lab; print(Lab().firmware_url("x.bin").rsplit("/", 1)[0])')
+rm -rf .orchestrator/demo-policies
+cp -rL demo/policies .orchestrator/demo-policies
+sed -i "s#http://repo.internal/fw#$FIRMWARE_URL#g" .orchestrator/demo-policies/patching/policies.yml
+export ORCHESTRATOR_POLICIES=.orchestrator/demo-policies
 orc validate --inventory
 orc windows check --group web
 
@@ -39,7 +44,10 @@ orc audit || true
 step "Pending patches, approval and due dates (exit 2 would mean overdue patches)"
 orc patch scan || true
 
-step "What a scheduler does at the window: for each open group audit, patch in batches"
+step "Firmware: what each BMC runs against the policy (exit 2: outdated components)"
+orc firmware scan || true
+
+step "What a scheduler does at the window: for each open group audit, patch and update firmware in batches"
 echo "(canary approves everything at once: acme-broken fails on purpose, acme-kernel asks for a"
 echo " reboot; web and db hold their patches until canary has had them for 3 days)"
 orc run-window lab-hourly --dry-run

@@ -8,6 +8,12 @@ import click
 from orchestrator.cli.output import app, emit_json, warn_no_hosts
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if value != value:  # NaN passes every range check
+        raise click.BadParameter("is not a number of seconds", ctx, param)
+    return value
+
+
 @click.group()
 def firmware() -> None:
     """Firmware: scan (installed against wanted) and apply (rollout in the window)."""
@@ -16,8 +22,10 @@ def firmware() -> None:
 @firmware.command()
 @click.option("--group", help="Only this asset group.")
 @click.option("--limit", help="Only hosts matching these patterns (comma-separated, fnmatch).")
-@click.option("--timeout", type=float, default=60.0, show_default=True,
-              help="Seconds for one BMC request (or one host's fwupd listing).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=86400),
+              default=60.0, show_default=True, callback=_finite,
+              help="Seconds for one BMC request (a BMC's whole scan: 10 times this), or "
+                   "one host's fwupd listing.")
 @click.pass_context
 def scan(ctx: click.Context, group: str | None, limit: str | None, timeout: float) -> None:
     """Installed and wanted version of each component per host: exit 0 compliant,

@@ -25,18 +25,20 @@ from orchestrator.firmware.history import open_tasks
 from orchestrator.firmware.outcomes import FirmwareEvents, FirmwareOutcome
 from orchestrator.firmware.scan import DEFAULT_TIMEOUT, run_scan, scan_jobs
 from orchestrator.inventory.model import Inventory
-from orchestrator.patching.guard import canceller, group_lease, stop_reason
+from orchestrator.patching.guard import canceller, group_lease, rollout_groups, stop_reason
 from orchestrator.patching.history import deferred_last_time, finished_in, interrupted_in
 from orchestrator.patching.outcomes import NOT_STARTED, ApplyRun, stop_status
 from orchestrator.patching.rollout import FailureBudget, batches
 from orchestrator.policy.model import FirmwarePolicy, PolicySet
+from orchestrator.redact import redact
 
 PLAYBOOKS = {"redfish": "firmware-redfish.yml", "fwupd": "firmware-fwupd.yml"}
 PLAYBOOK_TIMEOUT = 6 * 3600
 # host or group inventory variables the firmware playbooks read: seconds, at most this many
 INVENTORY_TIMEOUTS = {"orchestrator_firmware_timeout": 4 * 3600,
                       "orchestrator_firmware_poll": 600,
-                      "orchestrator_bmc_timeout": 3600}
+                      "orchestrator_bmc_timeout": 3600,
+                      "orchestrator_reboot_timeout": 3600}
 
 
 def utc_now() -> datetime:
@@ -83,8 +85,8 @@ def apply_group(ctx: RunContext, ps: PolicySet, inv: Inventory, group: str, *,
         occurrence = state.occurrence
     if check:
         return _check(ctx, ps, inv, run, policy, scan_timeout)
-    with group_lease(ctx, f"firmware-apply:{group}", group, "updated", PLAYBOOK_TIMEOUT
-                     ) as (beat, dead_run):
+    with group_lease(ctx, rollout_groups(ps, inv, group), group, "updated",
+                     PLAYBOOK_TIMEOUT) as (beat, dead_run):
         return _rollout(ctx, ps, inv, run, policy, occurrence=occurrence, override=override,
                         now=now, scan_timeout=scan_timeout, resume=resume, lease=beat,
                         dead_run=dead_run)
@@ -103,8 +105,7 @@ def _check(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
         comps = [{"id": c.id, "match": c.match, "wanted": c.wanted, "before": c.installed,
                   "after": None, "status": "would-update", "reason": ""} for c in h.outdated()]
         if not comps:
-            run.hosts[h.host] = FirmwareOutcome(h.host, "up-to-date",
-                                                "every component is at its version or ahead")
+            run.hosts[h.host] = _nothing_to_do(h)
             continue
         why = _power_problem(policy, h.power_state)
         run.hosts[h.host] = FirmwareOutcome(h.host, "failed" if why else "would-update",
@@ -114,8 +115,20 @@ def _check(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
     return run
 
 
+def _nothing_to_do(h: Any) -> FirmwareOutcome:
+    """A host with no outdated component: up to date, or `unknown` naming what the scan could
+    not find or read (a mistyped match, a member without a version); neither is a failure."""
+    unknown = sorted({c.match for c in h.components if c.status == "unknown"})
+    if unknown:
+        return FirmwareOutcome(h.host, "unknown", "nothing to flash; not found or without a "
+                               "version: " + ", ".join(unknown))
+    return FirmwareOutcome(h.host, "up-to-date", "every component is at its version or ahead")
+
+
 def _power_problem(policy: FirmwarePolicy, power: str | None) -> str | None:
-    if policy.require_power_state == "any" or power == policy.require_power_state:
+    """fwupd works from inside the host: a host that answered is On."""
+    if policy.require_power_state == "any" or power == policy.require_power_state \
+            or policy.method == "fwupd":
         return None
     return (f"power state is {power or 'unknown'}; the firmware policy requires "
             f"{policy.require_power_state}, so nothing would be flashed")
@@ -133,26 +146,25 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
     if dead_run is not None:
         interrupted = {**interrupted_in(ctx, group, earlier, run=dead_run, kind="firmware"),
                        **interrupted}
-    handles = open_tasks(ctx, group, set(interrupted), resume, dead_run)
     scan = run_scan(ctx, ps, [j for j in scan_jobs(ps, inv, group) if j.host not in earlier],
                     timeout=scan_timeout)
+    handles = open_tasks(ctx, group, {h.host for h in scan.hosts})
     wanted: dict[str, list[dict[str, Any]]] = {}
     for h in scan.hosts:
         if h.status in ("unreachable", "error"):
             run.hosts[h.host] = FirmwareOutcome(h.host, "failed", f"scan: {h.error}")
             continue
         todo = [{"id": c.id, "match": c.match, "uri": c.uri, "version": c.wanted,
-                 "image": c.image} for c in h.outdated() if c.id is not None]
+                 "image": c.image, "name": c.name} for c in h.outdated() if c.id is not None]
         if policy.method == "redfish":
             todo = [c for c in todo if c["uri"]]
-        # a component whose update a dead run started: follow its task (never a second flash);
-        # one the scan finds current now stays out
+        # a component whose update an earlier run started and never saw succeed: its task is
+        # followed first (never a second flash beside it); one the scan finds current stays out
         for c in todo:
             if (h.host, c["id"]) in handles:
                 c["handle"] = handles[(h.host, c["id"])]
         if not todo:
-            run.hosts[h.host] = FirmwareOutcome(h.host, "up-to-date",
-                                                "every component is at its version or ahead")
+            run.hosts[h.host] = _nothing_to_do(h)
             continue
         wanted[h.host] = todo
     first = [h for h in interrupted if h in wanted]
@@ -198,7 +210,8 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
                     deferred += left
                 break
             ctx.record("firmware.batch", "started", group=group, batch=n, hosts=batch,
-                       components={h: wanted[h] for h in batch})
+                       components={h: [{**c, "image": redact(c["image"])} for c in wanted[h]]
+                                   for h in batch})
             _run_playbook(ctx, inv, policy, batch, events,
                           canceller(occurrence, on_end, now, lease))
             outcomes = [events.outcome(h) for h in batch]
@@ -214,19 +227,38 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
                            + [ctx.entry("skip", o.status, host=o.host, group=group, batch=n,
                                         reason=o.reason, step="firmware") for o in waiting])
             deferred += [o.host for o in waiting if o.status == "deferred"]
+    except BaseException:
+        run.status = "aborted"  # Ctrl-C, a lost store: the end record says so
+        raise
     finally:
         run.budget = budget.describe()
-        if any(h.status == "failed" for h in run.hosts.values()):
+        if run.status != "aborted" and any(h.status == "failed" for h in run.hosts.values()):
             run.status = "failed"
         ctx.record("firmware.apply.end", run.status, group=group, deferred=deferred,
                    budget=run.budget, spentBy=budget.spent_by, hosts=run.summary())
     return run
 
 
-def _extravars(policy: FirmwarePolicy, wanted: dict[str, list[dict[str, Any]]]
-               ) -> dict[str, Any]:
+def _extravars(policy: FirmwarePolicy, wanted: dict[str, list[dict[str, Any]]],
+               ca_files: dict[str, str]) -> dict[str, Any]:
     return {"orchestrator_host_firmware": wanted,
-            "orchestrator_power_state": policy.require_power_state}
+            "orchestrator_power_state": policy.require_power_state,
+            # each BMC's CA file as the scan resolved and checked it (absolute)
+            "orchestrator_bmc_ca_files": ca_files}
+
+
+def _ca_files(inv: Inventory, hosts: list[str]) -> dict[str, str]:
+    from orchestrator.firmware.bmc import bmc_of
+
+    out = {}
+    for h in hosts:
+        try:
+            ca = bmc_of(h, inv.hosts[h].vars).ca_file
+        except OrchestratorError:
+            continue  # the scan said why; such a host is not handed to the playbook
+        if ca:
+            out[h] = ca
+    return out
 
 
 def _run_playbook(ctx: RunContext, inv: Inventory, policy: FirmwarePolicy, hosts: list[str],
@@ -251,7 +283,9 @@ def _run_playbook(ctx: RunContext, inv: Inventory, policy: FirmwarePolicy, hosts
             ctx.playbooks / PLAYBOOKS[policy.method], ctx.inventory_path, host_vars,
             event_handler=events, known_hosts=known, forks=ctx.forks, strict=strict,
             check=False, timeout=PLAYBOOK_TIMEOUT,
-            extravars=_extravars(policy, {h: events.wanted[h] for h in hosts}), cancel=cancel,
+            extravars=_extravars(policy, {h: events.wanted[h] for h in hosts},
+                                 _ca_files(inv, hosts) if policy.method == "redfish" else {}),
+            cancel=cancel,
             controller=policy.method == "redfish")
     except OrchestratorError as exc:
         for h in hosts:

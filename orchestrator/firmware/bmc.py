@@ -5,16 +5,26 @@ Inventory values arrive rendered as Ansible renders them, so the password may be
 (`!vault`) or read from an environment variable the inventory names
 (`bmc_password: "{{ lookup('env', 'BMC_PASSWORD') }}"`). The password is kept out of `repr`
 and out of every message. Plain HTTP is refused: the password would cross the network in clear.
+
+`bmc_ca_file` is resolved to an absolute path (a relative one is relative to the
+orchestrator's working directory) and read once, here: it must be trusted as the known_hosts
+files are (a regular file of this user or root, writable by nobody else, reached through
+folders and links nobody else can change) and hold at least one PEM certificate. The
+resolved path is `Bmc.ca_file` (for the apply playbook), the certificates `Bmc.ca_pem` (for
+our own client, so a file swapped after the check is not read). `bmc_validate_certs` is a
+boolean or true/false, yes/no, 1/0 (any case); empty means the default, true; anything else
+is an error, never "off".
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InventoryError
+from orchestrator.transports.redfish import basic_auth, read_ca_file
 
 _HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
                    r"(?::(?P<port>[0-9]{1,5}))?$")
@@ -30,8 +40,9 @@ class Bmc:
     user: str
     password: str = field(repr=False)
     system_id: str | None = None
-    ca_file: str | None = None
+    ca_file: str | None = None  # absolute, links resolved
     verify: bool = True
+    ca_pem: str | None = field(default=None, repr=False, compare=False)  # ca_file's certificates
 
     @property
     def base_uri(self) -> str:
@@ -76,19 +87,51 @@ def bmc_of(host: str, host_vars: dict[str, Any]) -> Bmc:
     user = _text(host_vars.get("bmc_user"))
     if not user:
         raise bad("bmc_user", "is not set")
+    if ":" in user:
+        raise bad("bmc_user", "holds ':', which basic authentication cannot carry")
     password = host_vars.get("bmc_password")
     if password is None or _text(password) == "":
         raise bad("bmc_password", "is not set or empty (plain, vaulted, or "
                   "\"{{ lookup('env', 'VAR') }}\")")
+    password = str(password)
+    try:
+        basic_auth(user, password)
+    except ValueError as exc:
+        raise bad("bmc_user or bmc_password", str(exc)) from None
     system_id = _text(host_vars.get("bmc_system_id")) or None
     if system_id is not None and not _SYSTEM_ID.match(system_id):
         raise bad("bmc_system_id", f"{system_id[:40]!r} is not a Redfish resource id")
-    ca_file = _text(host_vars.get("bmc_ca_file")) or None
-    if ca_file is not None and not Path(ca_file).is_file():
-        raise bad("bmc_ca_file", f"names {ca_file[:120]!r}, which is not a readable file")
-    verify = host_vars.get("bmc_validate_certs", True)
-    if isinstance(verify, str):
-        if verify.strip().lower() not in ("true", "false", "yes", "no", "1", "0"):
-            raise bad("bmc_validate_certs", f"{verify[:20]!r} is not true or false")
-        verify = verify.strip().lower() in ("true", "yes", "1")
-    return Bmc(host, address, user, str(password), system_id, ca_file, bool(verify))
+    ca_file, ca_pem = _ca_file(host, host_vars.get("bmc_ca_file"))
+    verify = _validate_certs(host_vars.get("bmc_validate_certs"), bad)
+    return Bmc(host, address, user, password, system_id, ca_file, verify, ca_pem)
+
+
+_TRUE = ("true", "yes", "1")
+_FALSE = ("false", "no", "0")
+
+
+def _validate_certs(value: Any, bad: Callable[[str, str], InventoryError]) -> bool:
+    """A boolean, 0 or 1, or one of _TRUE/_FALSE (any case); None (empty) is true."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise bad("bmc_validate_certs", f"{value[:20]!r} is not true or false")
+    raise bad("bmc_validate_certs", f"is a {type(value).__name__}, not true or false")
+
+
+def _ca_file(host: str, value: Any) -> tuple[str | None, str | None]:
+    """(the resolved path, its PEM certificates) of `bmc_ca_file`, (None, None) if unset."""
+    path = _text(value)
+    if not path:
+        return None, None
+    try:
+        return read_ca_file(path)
+    except ValueError as exc:
+        raise InventoryError(f"{host}: inventory variable bmc_ca_file: {exc}") from None

@@ -1,6 +1,7 @@
-"""What the change log says about BMC tasks earlier runs started: a run killed while a BMC was
-flashing leaves a `firmware.task` record (its task monitor) with no `firmware.update` after
-it; the run that resumes follows that task instead of flashing the component a second time."""
+"""What the change log says about BMC tasks earlier runs started: a run killed (or canceled,
+or timed out) while a BMC was flashing leaves a `firmware.task` record (its task monitor) and
+no `updated` record after it; the next run follows that task instead of flashing the
+component a second time beside it. And the plan a dry run shows."""
 
 from __future__ import annotations
 
@@ -10,29 +11,30 @@ from orchestrator.context import RunContext
 from orchestrator.policy.model import PolicySet
 
 
-def open_tasks(ctx: RunContext, group: str, hosts: set[str], occurrence: str | None,
-               run: str | None) -> dict[tuple[str, str], str]:
-    """(host, component id) -> task monitor, for the tasks another run (in `occurrence`, or the
-    run `run`) started on `hosts` and never recorded an end of."""
+def open_tasks(ctx: RunContext, group: str, hosts: set[str]) -> dict[tuple[str, str], str]:
+    """(host, component id) -> task monitor, for the BMC tasks any earlier run started on
+    `hosts` (killed, canceled, timed out while the BMC worked) whose component never got an
+    `updated` or `current` record after: the playbook follows such a task to its end before
+    it flashes anything (a finished or forgotten one ends at once)."""
     from orchestrator.changelog.store import LogFilter
+    from orchestrator.firmware.outcomes import valid_handle
 
-    if not hosts or (occurrence is None and run is None):
+    if not hosts:
         return {}
-    started: dict[tuple[str, str, str], str] = {}
-    ended: set[tuple[str, str, str]] = set()
-    filters = [LogFilter(occurrence=occurrence)] if occurrence else []
-    filters += [LogFilter(run=run)] if run else []
-    for f in filters:
-        for rec in ctx.store.records(f):
-            if rec.group != group or rec.run == ctx.run_id or rec.host not in hosts:
+    latest: dict[tuple[str, str], tuple[int, str]] = {}
+    settled: dict[tuple[str, str], int] = {}
+    for action in ("firmware.task", "firmware.update"):
+        for rec in ctx.store.records(LogFilter(action=action)):
+            if rec.group != group or rec.host not in hosts:
                 continue
-            comp = str(rec.details.get("component") or "")
-            key = (rec.run, rec.host, comp)
-            if rec.action == "firmware.task" and rec.details.get("handle"):
-                started[key] = str(rec.details["handle"])
-            elif rec.action == "firmware.update":
-                ended.add(key)
-    return {(h, c): handle for (r, h, c), handle in started.items() if (r, h, c) not in ended}
+            key = (rec.host, str(rec.details.get("component") or ""))
+            if action == "firmware.task":
+                handle = valid_handle(rec.details.get("handle"))
+                if handle is not None:
+                    latest[key] = (rec.seq, handle)
+            elif rec.status in ("updated", "current"):
+                settled[key] = max(settled.get(key, 0), rec.seq)
+    return {k: handle for k, (seq, handle) in latest.items() if settled.get(k, 0) < seq}
 
 
 def planned_firmware(ctx: RunContext, ps: PolicySet, group: str, hosts: list[str]

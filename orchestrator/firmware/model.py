@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.redact import redact
+
 
 @dataclass(frozen=True)
 class Installed:
     """One firmware component as the host reports it: a Redfish FirmwareInventory member
-    (`uri` is its resource path) or an fwupd device (`guids`, no `uri`)."""
+    (`uri` is its resource path) or an fwupd device (`id` its DeviceId, `guids`, `plugin`,
+    no `uri`)."""
 
     id: str
     name: str
@@ -17,6 +20,7 @@ class Installed:
     uri: str | None = None
     updateable: bool | None = None
     guids: tuple[str, ...] = ()
+    plugin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class ComponentState:
     def to_json(self) -> dict[str, Any]:
         return {"match": self.match, "id": self.id, "name": self.name,
                 "installed": self.installed, "wanted": self.wanted, "status": self.status,
-                "image": self.image}
+                "image": redact(self.image)}  # an image URL may carry user:token@
 
 
 @dataclass

@@ -16,6 +16,7 @@ from orchestrator.textsafe import clean
 FIRMWARE_INVENTORY = "/redfish/v1/UpdateService/FirmwareInventory"
 SYSTEMS = "/redfish/v1/Systems"
 MAX_MEMBERS = 500  # a BMC listing more components (or a loop of next links) is refused
+MAX_PAGES = 50  # next links followed at most (a BMC inventing pages without members)
 
 
 class _Getter:
@@ -23,8 +24,9 @@ class _Getter:
 
 
 def _links(data: dict[str, Any]) -> list[str]:
-    out = []
-    for m in data.get("Members") or []:
+    members = data.get("Members")
+    out: list[str] = []
+    for m in members if isinstance(members, list) else []:
         if isinstance(m, dict) and isinstance(m.get("@odata.id"), str):
             out.append(m["@odata.id"])
     return out
@@ -38,7 +40,7 @@ def firmware_inventory(session: _Getter) -> list[Installed]:
     links: list[str] = []
     page: str | None = FIRMWARE_INVENTORY
     seen: set[str] = set()
-    while page and page not in seen and len(links) < MAX_MEMBERS:
+    while page and page not in seen and len(links) < MAX_MEMBERS and len(seen) < MAX_PAGES:
         seen.add(page)
         data = session.get(page)
         links += _links(data)

@@ -119,14 +119,18 @@ def _read_fwupd(job: FirmwareJob, settings: Any, timeout: float,
     from orchestrator.facts import FactRequest
     from orchestrator.hostfacts import gather_host
 
-    request = FactRequest("fwupd.devices")
+    request = FactRequest("fwupd")
     got = gather_host(job.host, job.vars, settings, [request], timeout)
     if got.status != "ok":
         return done(got.status, got.error)
     result = got.facts[request]
     if not result.ok:
         return done("error", f"{job.host}: fwupd: {result.error}")
-    return done("ok", components=tuple(result.value))
+    from orchestrator.firmware.model import Installed
+
+    return done("ok", components=tuple(
+        Installed(d.id, d.name, d.version, None, d.updatable, d.guids, d.plugin)
+        for d in result.value.devices))
 
 
 def run_scan(ctx: RunContext, ps: PolicySet, jobs: list[FirmwareJob], *,

@@ -293,8 +293,9 @@ def _run_group(
                                                       sorted(counts.items())) or "no hosts")
         if flashed.status == "failed":
             outcome.status = "failed"
+        # hosts the playbook worked on (not those whose BMC the scan could not read)
         changed += [h for h, o in flashed.hosts.items() if o.status in ("done", "failed")
-                    and h not in changed]
+                    and getattr(o, "components", None) and h not in changed]
     if changed:
         after = run_audit(ctx, [j for j in jobs if j.host in changed], timeout=audit_timeout)
         outcome.audit_after = after.to_json()

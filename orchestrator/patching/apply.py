@@ -23,7 +23,7 @@ from orchestrator.context import RunContext
 from orchestrator.errors import OrchestratorError
 from orchestrator.inventory.model import Inventory
 from orchestrator.patching.dependencies import rejected_vars
-from orchestrator.patching.guard import canceller, group_lease, stop_reason
+from orchestrator.patching.guard import canceller, group_lease, rollout_groups, stop_reason
 from orchestrator.patching.history import (
     deferred_last_time,
     finished_in,
@@ -128,8 +128,8 @@ def apply_group(ctx: RunContext, ps: PolicySet, inv: Inventory, group: str, *,
         return _rollout(ctx, ps, inv, run, policy, check=True, occurrence=occurrence,
                         override=override, now=now, scan_timeout=scan_timeout, today=today,
                         resume=resume, lease=None)
-    with group_lease(ctx, f"patch-apply:{group}", group, "patched", PLAYBOOK_TIMEOUT
-                     ) as (beat, dead_run):
+    with group_lease(ctx, rollout_groups(ps, inv, group), group, "patched",
+                     PLAYBOOK_TIMEOUT) as (beat, dead_run):
         return _rollout(ctx, ps, inv, run, policy, check=False, occurrence=occurrence,
                         override=override, now=now, scan_timeout=scan_timeout, today=today,
                         resume=resume, lease=beat, dead_run=dead_run)

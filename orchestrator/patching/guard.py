@@ -16,37 +16,87 @@ from orchestrator.patching.rollout import FailureBudget
 from orchestrator.policy.model import PolicySet
 
 
+def rollout_groups(ps: PolicySet, inv: Any, group: str) -> list[str]:
+    """`group` and every other group with a patch or firmware policy that shares a host with
+    it, sorted: the groups whose rollouts must not run at the same time as this one."""
+    mine = {h.name for h in inv.members(ps.groups[group])}
+    out = {group}
+    for g in ps.groups.values():
+        if g.name != group and (g.patch_policy or g.firmware_policy) \
+                and mine & {h.name for h in inv.members(g)}:
+            out.add(g.name)
+    return sorted(out)
+
+
+class Beats:
+    """The heartbeats of several leases, seen as one: healthy while all are, lost when any
+    is."""
+
+    def __init__(self, beats: list[Any]) -> None:
+        self.beats = beats
+
+    @property
+    def lost(self) -> bool:
+        return any(b.lost for b in self.beats)
+
+    @property
+    def healthy(self) -> bool:
+        return all(b.healthy for b in self.beats)
+
+    @property
+    def problem(self) -> str:
+        return next((f"{b.key}: {b.problem}" for b in self.beats if b.problem), "")
+
+    def stop(self) -> None:
+        for b in self.beats:
+            b.stop()
+
+
 @contextmanager
-def group_lease(ctx: RunContext, key: str, group: str, doing: str, longest: float
-                ) -> Iterator[tuple[Any, str | None]]:
-    """Hold lease `key` (e.g. `patch-apply:web`) with a heartbeat while the block runs:
-    yields (heartbeat, the run whose dead lease was taken over or None). Another live holder
-    is an OrchestratorError naming it; `doing` says what it does ("patched")."""
+def group_lease(ctx: RunContext, groups: list[str], group: str, doing: str, longest: float
+                ) -> Iterator[tuple[Beats, str | None]]:
+    """Hold the rollout lease (`rollout:GROUP`) of each of `groups` (`rollout_groups`: this
+    group and those sharing a host with it) with heartbeats while the block runs, so that no
+    two rollouts (patches or firmware, of this group or of one sharing a host) work at once.
+    Yields (the heartbeats, the run whose dead lease of `group` was taken over, or None).
+    A lease held by a live run is an OrchestratorError naming it; `doing` says what this run
+    does ("patched"). Leases are claimed in sorted order and given back if one is refused."""
     from orchestrator.changelog.lease import Heartbeat, claim
 
-    got = claim(ctx.store, key, ctx.run_id,
-                datetime.now(UTC) + timedelta(seconds=2 * longest))
-    if not got.taken:
-        held = got.held
-        raise OrchestratorError(
-            f"group {group} is being {doing} by run {held.holder if held else '?'}"
-            + (f" (process {held.owner.pid} on {held.owner.node})"
-               if held is not None and held.owner is not None else "")
-            + f"; wait for it to finish (no host is {doing} by two runs at once)")
-    if got.held is not None:
-        ctx.record("lease.takeover", "done", group=group, lease=key,
-                   previous=got.held.holder, reason=got.gone,
-                   lastHeartbeat=got.held.heartbeat)
-    beat = Heartbeat(ctx.store.url, key, ctx.run_id).start()
+    held: list[tuple[str, Any]] = []
+    dead_run = None
     try:
-        yield beat, (got.held.holder if got.held is not None else None)
+        for g in sorted(set(groups) | {group}):
+            key = f"rollout:{g}"
+            got = claim(ctx.store, key, ctx.run_id,
+                        datetime.now(UTC) + timedelta(seconds=2 * longest))
+            if not got.taken:
+                other = got.held
+                what = f"group {group}" if g == group else \
+                    f"group {g} (it shares hosts with {group})"
+                raise OrchestratorError(
+                    f"{what} is being worked on by run {other.holder if other else '?'}"
+                    + (f" (process {other.owner.pid} on {other.owner.node})"
+                       if other is not None and other.owner is not None else "")
+                    + f"; wait for it to finish (no host is {doing} while another run works "
+                      "on it)")
+            if got.held is not None:
+                ctx.record("lease.takeover", "done", group=g, lease=key,
+                           previous=got.held.holder, reason=got.gone,
+                           lastHeartbeat=got.held.heartbeat)
+                if g == group:
+                    dead_run = got.held.holder
+            held.append((key, Heartbeat(ctx.store.url, key, ctx.run_id).start()))
+        beats = Beats([b for _, b in held])
+        yield beats, dead_run
     finally:
-        beat.stop()
-        if not beat.lost:
-            try:
-                ctx.store.release_lease(key, ctx.run_id)
-            except OrchestratorError:
-                pass  # left running: the next run judges this process gone and takes it over
+        for key, beat in reversed(held):
+            beat.stop()
+            if not beat.lost:
+                try:
+                    ctx.store.release_lease(key, ctx.run_id)
+                except OrchestratorError:
+                    pass  # left running: the next run judges this process gone, takes it over
 
 
 def stop_reason(ps: PolicySet, group: str, occurrence: Any, override: str | None,

@@ -12,7 +12,7 @@ from orchestrator.policy.model import PolicySet
 
 # kind -> (the `*.batch` record's key of each host's work, the fields kept of each item)
 KEYS = {"patch": ("packages", ("name", "version")),
-        "firmware": ("components", ("id", "match", "uri", "version", "image"))}
+        "firmware": ("components", ("id", "match", "uri", "version", "image", "name"))}
 
 
 def deferred_last_time(ctx: RunContext, group: str, kind: str = "patch") -> list[str]:
@@ -61,7 +61,9 @@ def interrupted_in(ctx: RunContext, group: str, finished: dict[str, tuple[str, s
                     started[(rec.run, str(h))] = [
                         {f: str(p.get(f)) for f in fields if p.get(f) is not None}
                         for p in todo if isinstance(p, dict)]
-        elif rec.action in (f"{kind}.apply", "skip") and rec.host:
+        elif rec.host and (rec.action == f"{kind}.apply" or (
+                # a skip ends only its own kind's work (firmware skips say step: firmware)
+                rec.action == "skip" and rec.details.get("step", "patch") == kind)):
             ended.add((rec.run, rec.host))
     return {h: todo for (r, h), todo in started.items()
             if (r, h) not in ended and h not in finished}

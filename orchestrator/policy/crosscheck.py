@@ -61,6 +61,11 @@ def cross_check(
         elif b.registry or b.hotfixes_installed:
             err("Baseline", b.name, ("spec", "windows"),
                 "spec.windows checks need platform: windows")
+    for fp in ps.firmware_policies.values():
+        if fp.method == "fwupd" and fp.require_power_state == "Off":
+            err("FirmwarePolicy", fp.name, ("spec", "requirePowerState"),
+                "method fwupd updates from inside the running host: requirePowerState Off "
+                "can never hold (use redfish, or On / any)")
     for g in ps.groups.values():
         refs = [("baselines", n, "Baseline") for n in g.baselines]
         refs += [("windows", n, "Window") for n in g.windows]

@@ -10,6 +10,9 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+# inventory variables that keep the lab's firmware tests quick
+FAST = {"orchestrator_firmware_poll": 1, "orchestrator_bmc_timeout": 30,
+        "orchestrator_firmware_timeout": 60}
 
 ALWAYS = """apiVersion: orchestrator/v1
 kind: Window

@@ -117,3 +117,50 @@ def test_events_of_other_hosts_are_ignored() -> None:
     assert events(ev("runner_on_ok", RESULT_TASK, {"orchestrator_result": {}},
                      host="intruder")) is False
     assert ctx.writes == [] and "intruder" not in events.seen
+
+
+def test_each_component_is_recorded_when_it_ends_and_once() -> None:
+    """A run killed after the first component keeps its records: they are written when the
+    component's own result arrives; the host's result then adds only the rest."""
+    from orchestrator.firmware.outcomes import COMPONENT_TASK
+
+    ctx = FakeCtx()
+    events = FirmwareEvents(ctx, "web", WANTED)  # type: ignore[arg-type]
+    bios = comp("BIOS", "updated", "2.18.0", "2.19.1", resets=[
+        {"uri": "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset", "type": "ForceRestart"}])
+    events(ev("runner_on_ok", COMPONENT_TASK, {"orchestrator_component": bios}))
+    assert [[(a, s) for a, s, _ in w] for w in ctx.writes] == [
+        [("firmware.update", "updated"), ("firmware.reset", "done")]]
+    events(ev("runner_on_ok", RESULT_TASK, {"orchestrator_result": {"components": [
+        bios, comp("BMC", "updated", "7.00", "7.10.30")]}}))
+    assert [(a, s, d.get("component")) for a, s, d in ctx.writes[-1]] == [
+        ("firmware.update", "updated", "BMC"), ("firmware.apply", "done", None)]
+    assert [c["id"] for c in events.outcome("web-01").components] == ["BIOS", "BMC"]
+
+
+def test_a_task_monitor_on_another_host_is_not_kept() -> None:
+    """The handle is requested later with the BMC's credentials: only a Redfish path."""
+    ctx = FakeCtx()
+    events = FirmwareEvents(ctx, "web", WANTED)  # type: ignore[arg-type]
+    for handle in ("@evil.example/x", "https://evil.example/redfish/v1/T/1",
+                   "/redfish/v1/../../x", "/redfish/v1/T/1\n"):
+        events(ev("runner_on_ok", FLASH_TASK, {
+            "return_values": {"update_status": {"handle": handle}},
+            "invocation": {"module_args": {"update_targets": [f"{FW}/BIOS"]}}}))
+    assert [w[0][2]["handle"] for w in ctx.writes] == [None] * 4
+
+
+def test_fwupd_install_failure_in_fwupds_own_words() -> None:
+    ctx = FakeCtx()
+    dev = "08d460be0f1f9f128413f816022a6439e0078018"
+    events = FirmwareEvents(ctx, "lab", {"fw-01": [{"id": dev, "version": "1.2.4"}]})  # type: ignore[arg-type]
+    failed = {"id": dev, "match": "Webcam*", "wanted": "1.2.4", "before": "1.2.2",
+              "after": None, "status": "failed", "reason": "install: non-zero return code",
+              "handle": None, "resets": [], "install": {
+                  "rc": 1, "stderr": "", "stdout": '{"Error": {"Domain": "FwupdError", "Code": '
+                  '10, "Message": "failed to write-firmware: \\u001b[31mnot supported"}}'}}
+    events(ev("runner_on_ok", RESULT_TASK, {"orchestrator_result": {"components": [failed]}},
+              host="fw-01"))
+    reason = ctx.writes[-1][0][2]["reason"]
+    assert reason.startswith("install: ") and "failed to write-firmware" in reason
+    assert "\x1b" not in reason

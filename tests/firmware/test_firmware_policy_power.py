@@ -32,3 +32,11 @@ def test_anything_else_is_refused_with_its_position(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as err:
         load_policies(tmp_path)
     assert "fw.yml:8:" in str(err.value) and "requirePowerState" in str(err.value)
+
+
+def test_fwupd_cannot_require_the_power_off(tmp_path: Path) -> None:
+    (tmp_path / "fw.yml").write_text(DOC.format(value="Off").replace("redfish", "fwupd"))
+    with pytest.raises(PolicyError) as err:
+        load_policies(tmp_path)
+    assert "requirePowerState Off can never hold" in str(err.value)
+    assert "FirmwarePolicy" in str(err.value) and "fw.yml:" in str(err.value)

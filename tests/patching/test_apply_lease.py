@@ -54,15 +54,16 @@ def cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_second_apply_of_a_group_being_patched_is_refused(cwd: Path, capsys) -> None:
     store = SqliteStore(cwd / "state.db")
-    assert store.acquire_lease("patch-apply:ring", "run-busy", UNTIL, owner=this_owner())
+    assert store.acquire_lease("rollout:ring", "run-busy", UNTIL, owner=this_owner())
     code = main(["patch", "apply", "--group", "ring"])
     err = capsys.readouterr()[1]
     assert code == 1
     assert err.strip().splitlines() == [
-        f"error: group ring is being patched by run run-busy (process {this_owner().pid} on "
-        f"{this_owner().node}); wait for it to finish (no host is patched by two runs at once)"]
+        f"error: group ring is being worked on by run run-busy (process {this_owner().pid} on "
+        f"{this_owner().node}); wait for it to finish (no host is patched while another run "
+        "works on it)"]
     assert not [r for r in records(capsys) if r["action"].startswith("patch.")]
-    assert store.lease_holder("patch-apply:ring") == "run-busy"  # not ours to release
+    assert store.lease_holder("rollout:ring") == "run-busy"  # not ours to release
     store.close()
 
 
@@ -75,13 +76,53 @@ def test_a_dead_runs_group_lease_is_taken_over_recorded_and_released(cwd: Path,
     boot, pidns, _ = me.started.split(":")
     dead = LeaseOwner(me.node, proc.pid, f"{boot}:{pidns}:{tick}")
     store = SqliteStore(cwd / "state.db")
-    assert store.acquire_lease("patch-apply:ring", "run-dead", UNTIL, owner=dead)
+    assert store.acquire_lease("rollout:ring", "run-dead", UNTIL, owner=dead)
     code = main(["--format", "json", "patch", "apply", "--group", "ring"])
     out = json.loads(capsys.readouterr()[0])
     assert code == 2 and out["hosts"][0]["status"] == "failed"  # the scan could not connect
     [takeover] = [r for r in records(capsys) if r["action"] == "lease.takeover"]
     assert takeover["details"]["previous"] == "run-dead"
     assert takeover["details"]["reason"] == f"its process {proc.pid} on {me.node} is gone"
-    assert store.lease("patch-apply:ring") is None  # given back at the end
+    assert store.lease("rollout:ring") is None  # given back at the end
     assert main(["log", "verify"]) == 0
+    store.close()
+
+
+FIRMWARE_AND_OVERLAP = """---
+apiVersion: orchestrator/v1
+kind: FirmwarePolicy
+metadata: {name: fw}
+spec:
+  method: redfish
+  components: [{match: BIOS, version: "2.0", image: "https://repo/bios-2.0.bin"}]
+---
+apiVersion: orchestrator/v1
+kind: AssetGroup
+metadata: {name: ring-fw}
+spec:
+  hosts: {patterns: ["web-01"]}
+  firmwarePolicy: fw
+  windows: [always]
+"""
+
+
+@pytest.mark.parametrize("command", [["patch", "apply", "--group", "ring"],
+                                     ["firmware", "apply", "--group", "ring-fw"]])
+def test_rollouts_sharing_a_host_exclude_each_other(cwd: Path, capsys, command) -> None:
+    """Patching `ring` and updating the firmware of `ring-fw` (which shares web-01) must not
+    run at once, whichever comes second: each takes the rollout lease of both groups."""
+    (cwd / "policies" / "fw.yml").write_text(FIRMWARE_AND_OVERLAP)
+    other = "ring-fw" if command[0] == "patch" else "ring"
+    store = SqliteStore(cwd / "state.db")
+    assert store.acquire_lease(f"rollout:{other}", "run-busy", UNTIL, owner=this_owner())
+    code = main(command)
+    err = capsys.readouterr()[1]
+    assert code == 1
+    mine = command[-1]
+    assert err.startswith(f"error: group {other} (it shares hosts with {mine}) is being "
+                          "worked on by run run-busy"), err
+    # nothing started, and the lease this run took first was given back
+    assert not [r for r in records(capsys) if r["action"].endswith(".start")]
+    assert store.lease(f"rollout:{mine}") is None
+    assert store.lease_holder(f"rollout:{other}") == "run-busy"
     store.close()

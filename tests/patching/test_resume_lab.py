@@ -154,7 +154,7 @@ def test_sigkill_mid_rollout_then_rerun_takes_over_and_patches_nobody_twice(
     recs = list(store.records())
     takeovers = [r for r in recs if r.action == "lease.takeover"]
     # the occurrence's lease, then the group's patching lease: both the dead run's
-    assert [r.details.get("lease") for r in takeovers] == [None, "patch-apply:ring"]
+    assert [r.details.get("lease") for r in takeovers] == [None, "rollout:ring"]
     assert {(r.details["previous"], r.run) for r in takeovers} == {(killed, takeovers[0].run)}
     # the host in flight at the kill is finished first by the new run
     [start] = [r for r in recs if r.action == "patch.apply.start" and r.run != killed]

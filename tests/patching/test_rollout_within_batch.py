@@ -248,7 +248,7 @@ def test_a_manual_apply_taking_over_a_dead_runs_group_lease_finishes_its_hosts(
     tick = _start_tick(proc.pid)
     proc.wait()
     boot, pidns, _ = this_owner().started.split(":")
-    assert app.store.acquire_lease("patch-apply:ring", "run-dead",
+    assert app.store.acquire_lease("rollout:ring", "run-dead",
                                    datetime.now().astimezone() + timedelta(hours=9),
                                    owner=LeaseOwner(this_owner().node, proc.pid,
                                                     f"{boot}:{pidns}:{tick}"))

@@ -47,3 +47,31 @@ def test_molecule_scenario(lab_fleet, request, tmp_path, ssh_control, scenario, 
     # molecule's ansible.cfg turns host-key checking off unless the scenario turns it on
     cfg = (tmp_path / "ephemeral" / "ansible.cfg").read_text()
     assert "host_key_checking = True" in cfg
+
+
+def test_molecule_redfish_scenario(lab_fleet, tmp_path, ssh_control) -> None:
+    """firmware-redfish.yml: converge flashes the NIC through the BMC (task followed to its
+    end), idempotence flashes nothing, verify reads the version back."""
+    host = lab_fleet.linux_hosts[0].name
+    lab_fleet.restore_bmc(host)
+    lab_inventory = yaml.safe_load(lab_fleet.inventory_path.read_text())
+    entry = dict(lab_inventory["all"]["children"]["lab_linux"]["hosts"][host])
+    entry.update(molecule_firmware_base=lab_fleet.firmware_url("x.bin").rsplit("/", 1)[0],
+                 orchestrator_firmware_poll=1)
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {
+        "lab_linux": {"hosts": {host: entry}}}}}))
+    inventory.chmod(0o600)
+    env = molecule_env(lab_fleet, tmp_path, inventory, ssh_control)
+    try:
+        proc = subprocess.run(["molecule", "test", "-s", "redfish"], cwd=PLAYBOOKS, env=env,
+                              capture_output=True, text=True, timeout=MOLECULE_TIMEOUT)
+        out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+        assert proc.returncode == 0, out[-4000:]
+        for phase in ("converge", "idempotence", "verify"):
+            assert re.search(rf"^redfish (>|➜) {phase}: Executed: Successful$", out, re.M), \
+                out[-4000:]
+        assert lab_fleet.firmware(host)["NIC"]["Version"] == "22.41.0"
+        assert [t["components"] for t in lab_fleet.firmware_tasks(host)] == [["NIC"]]
+    finally:
+        lab_fleet.restore_bmc(host)
