@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.output import app, emit_json, warn_no_hosts
+from orchestrator.cli.output import app, emit_json, override_reason, warn_no_hosts
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -62,19 +62,16 @@ def apply(ctx: click.Context, group: str, check: bool, ignore_window: bool,
           reason: str | None) -> None:
     """Bring each component to its policy version now, if the group is open: exit 0 done,
     2 some hosts failed, 3 closed."""
-    from orchestrator.errors import ConfigError
     from orchestrator.firmware.apply import apply_group
     from orchestrator.reporting.firmware_text import apply_text
 
-    if ignore_window and not (reason and reason.strip()):
-        raise ConfigError(
-            "--ignore-window needs --reason TEXT: the override and its reason go to the change log")
+    override = override_reason(ignore_window, reason)
     a = app(ctx)
     policies = a.policies
     inventory = a.inventory()
     rc = a.run_context()
     result = apply_group(rc, policies, inventory, group, check=check,
-                         override=reason.strip() if ignore_window and reason else None)
+                         override=override)
     if a.output_format == "json":
         emit_json(result.to_json())
     else:

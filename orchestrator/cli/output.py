@@ -59,3 +59,16 @@ def warn_no_hosts(inventory: Any, group: str | None, limit: str | None, scope: s
     """One warning line when a command's group and --limit match no host of the inventory."""
     warn(f"no host of {inventory.source} is in " + (f"group {group}" if group else scope)
          + (f" and matches --limit {limit}" if limit else "") + f"; nothing {verb}")
+
+
+def override_reason(ignore_window: bool, reason: str | None) -> str | None:
+    """--ignore-window --reason TEXT as the run's override (None without the flag); the flag
+    without a reason is refused: the override and its reason go to the change log."""
+    from orchestrator.errors import ConfigError
+
+    if not ignore_window:
+        return None
+    if not (reason and reason.strip()):
+        raise ConfigError(
+            "--ignore-window needs --reason TEXT: the override and its reason go to the change log")
+    return reason.strip()

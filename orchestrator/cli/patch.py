@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.output import app, emit_json, warn_insecure_winrm, warn_no_hosts
+from orchestrator.cli.output import (
+    app,
+    emit_json,
+    override_reason,
+    warn_insecure_winrm,
+    warn_no_hosts,
+)
 
 
 @click.group()
@@ -57,20 +63,17 @@ def apply(ctx: click.Context, group: str, check: bool, ignore_window: bool,
           reason: str | None) -> None:
     """Install approved patches now, if the group is open: exit 0 done, 2 some hosts
     failed, 3 closed."""
-    from orchestrator.errors import ConfigError
     from orchestrator.patching.apply import apply_group
     from orchestrator.reporting.patch_text import apply_text
 
-    if ignore_window and not (reason and reason.strip()):
-        raise ConfigError(
-            "--ignore-window needs --reason TEXT: the override and its reason go to the change log")
+    override = override_reason(ignore_window, reason)
     a = app(ctx)
     policies = a.policies
     inventory = a.inventory()
     warn_insecure_winrm(inventory)
     rc = a.run_context()
     result = apply_group(rc, policies, inventory, group, check=check,
-                         override=reason.strip() if ignore_window and reason else None)
+                         override=override)
     if a.output_format == "json":
         emit_json(result.to_json())
     else:

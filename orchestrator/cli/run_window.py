@@ -6,7 +6,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator.cli.output import app, emit_json, emit_line, warn_insecure_winrm
+from orchestrator.cli.output import (
+    app,
+    emit_json,
+    emit_line,
+    override_reason,
+    warn_insecure_winrm,
+)
 
 if TYPE_CHECKING:
     from orchestrator.inventory.model import Inventory
@@ -29,16 +35,12 @@ def run_window_cmd(
 ) -> None:
     """What a scheduler calls at a window: guard, lease, then the work.
 
-    For each group of WINDOW that no freeze closes: audit (patch and firmware steps join
-    as they are built). Exit 0 done or already done, 2 failures, 3 closed, 1 error."""
+    For each group of WINDOW that no freeze closes: audit, patch, firmware, audit again.
+    Exit 0 done or already done, 2 failures, 3 closed, 1 error."""
     from orchestrator.cli.windows import _instant
-    from orchestrator.errors import ConfigError
     from orchestrator.maintenance.window_run import run_window
 
-    if ignore_window and not (reason and reason.strip()):
-        raise ConfigError(
-            "--ignore-window needs --reason TEXT: the override and its reason go to the change log"
-        )
+    override = override_reason(ignore_window, reason)
     a = app(ctx)
     instant = _instant("--at", at) if at else None
     policies = a.policies
@@ -56,7 +58,7 @@ def run_window_cmd(
         inventory,
         at=instant,
         dry_run=dry_run,
-        override=reason.strip() if ignore_window and reason else None,
+        override=override,
     )
     if a.output_format == "json":
         emit_json(result.to_json())

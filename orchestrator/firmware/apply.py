@@ -14,7 +14,6 @@ BMC tasks the dead run started instead of flashing again.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -25,9 +24,16 @@ from orchestrator.firmware.history import open_tasks
 from orchestrator.firmware.outcomes import FirmwareEvents, FirmwareOutcome
 from orchestrator.firmware.scan import DEFAULT_TIMEOUT, run_scan, scan_jobs
 from orchestrator.inventory.model import Inventory
-from orchestrator.patching.guard import canceller, group_lease, rollout_groups, stop_reason
+from orchestrator.patching.guard import (
+    canceller,
+    group_lease,
+    open_for_work,
+    rollout_groups,
+    stop_reason,
+)
 from orchestrator.patching.history import deferred_last_time, finished_in, interrupted_in
 from orchestrator.patching.outcomes import NOT_STARTED, ApplyRun, stop_status
+from orchestrator.patching.playbook_run import run_batch_playbook
 from orchestrator.patching.rollout import FailureBudget, batches
 from orchestrator.policy.model import FirmwarePolicy, PolicySet
 from orchestrator.redact import redact
@@ -45,27 +51,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def inventory_problem(host_vars: dict[str, Any]) -> str | None:
-    for var, most in INVENTORY_TIMEOUTS.items():
-        value = host_vars.get(var)
-        if value is None:
-            continue
-        text = str(value).strip()
-        if isinstance(value, bool) or not isinstance(value, int | str) \
-                or not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= most:
-            return (f"inventory variable {var} {text[:40]!r} is not a number of seconds "
-                    f"1..{most}; fix it in the host's or group's variables")
-    return None
-
-
 def apply_group(ctx: RunContext, ps: PolicySet, inv: Inventory, group: str, *,
                 check: bool = False, override: str | None = None, occurrence: Any = None,
                 clock: Callable[[], datetime] | None = None,
                 scan_timeout: float = DEFAULT_TIMEOUT, resume: str | None = None) -> ApplyRun:
     """Update `group`'s firmware now (see the module's text). `resume`: the occurrence whose
     lease this run holds (run-window): hosts an earlier run of it finished are skipped."""
-    from orchestrator.windows.check import check_group
-
     now = clock or utc_now
     run = ApplyRun(ctx.run_id, group)
     g = ps.groups.get(group)
@@ -73,16 +64,12 @@ def apply_group(ctx: RunContext, ps: PolicySet, inv: Inventory, group: str, *,
         raise OrchestratorError(f"{ps.root}: group {group!r} has no firmware policy; name a "
                                 "group whose AssetGroup sets firmwarePolicy")
     policy = ps.firmware_policies[g.firmware_policy]
-    if override is not None and not check:
-        ctx.record("override", "ignore-window", group=group, reason=override,
-                   command="firmware apply")
-    if occurrence is None and override is None and not check:
-        state = check_group(ps, group, now())
-        if not state.open:
-            run.status, run.reason = "closed", state.reason
-            ctx.record("skip", "closed", group=group, reason=state.reason)
-            return run
-        occurrence = state.occurrence
+    occurrence, closed = open_for_work(ctx, ps, group, override=override,
+                                       occurrence=occurrence, check=check, now=now,
+                                       command="firmware apply")
+    if closed is not None:
+        run.status, run.reason = "closed", closed
+        return run
     if check:
         return _check(ctx, ps, inv, run, policy, scan_timeout)
     with group_lease(ctx, rollout_groups(ps, inv, group), group, "updated",
@@ -263,43 +250,10 @@ def _ca_files(inv: Inventory, hosts: list[str]) -> dict[str, str]:
 
 def _run_playbook(ctx: RunContext, inv: Inventory, policy: FirmwarePolicy, hosts: list[str],
                   events: FirmwareEvents, cancel: Any) -> None:
-    from orchestrator.execution.playbook import known_hosts_files, run_playbook
-
-    if ctx.inventory_path is None:
-        for h in hosts:
-            events.failures[h] = "no inventory file to give ansible-runner"
-        return
-    bad = {h: why for h in hosts if (why := inventory_problem(inv.hosts[h].vars))}
-    for h, why in bad.items():
-        events.failures[h] = f"{why}; nothing was done"
-    hosts = [h for h in hosts if h not in bad]
-    if not hosts:
-        return
-    host_vars = {h: inv.hosts[h].vars for h in hosts}
-    known = known_hosts_files(ctx.settings, host_vars)
-    strict = getattr(ctx.settings, "host_keys", "strict") == "strict"
-    try:
-        outcome = run_playbook(
-            ctx.playbooks / PLAYBOOKS[policy.method], ctx.inventory_path, host_vars,
-            event_handler=events, known_hosts=known, forks=ctx.forks, strict=strict,
-            check=False, timeout=PLAYBOOK_TIMEOUT,
-            extravars=_extravars(policy, {h: events.wanted[h] for h in hosts},
-                                 _ca_files(inv, hosts) if policy.method == "redfish" else {}),
-            cancel=cancel,
-            controller=policy.method == "redfish")
-    except OrchestratorError as exc:
-        for h in hosts:
-            events.failures[h] = exc.message
-        return
-    for h, why in outcome.refused.items():
-        events.failures[h] = why
-    if outcome.canceled:
-        for h in hosts:
-            if h in events.seen:
-                events.failures.setdefault(h, getattr(cancel, "reason", "canceled"))
-            else:
-                events.not_started(h, f"{getattr(cancel, 'reason', 'canceled')} before its "
-                                      "work started")
-    if outcome.timed_out:
-        for h in hosts:
-            events.failures.setdefault(h, f"the playbook did not finish in {PLAYBOOK_TIMEOUT} s")
+    redfish = policy.method == "redfish"
+    run_batch_playbook(
+        ctx, inv, ctx.playbooks / PLAYBOOKS[policy.method], hosts, events,
+        limits=INVENTORY_TIMEOUTS, cancel=cancel, timeout=PLAYBOOK_TIMEOUT,
+        extravars=lambda ok: _extravars(policy, {h: events.wanted[h] for h in ok},
+                                        _ca_files(inv, ok) if redfish else {}),
+        controller=redfish)

@@ -14,7 +14,6 @@ next time) or `skip budget-exhausted`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,7 +22,13 @@ from orchestrator.context import RunContext
 from orchestrator.errors import OrchestratorError
 from orchestrator.inventory.model import Inventory
 from orchestrator.patching.dependencies import rejected_vars
-from orchestrator.patching.guard import canceller, group_lease, rollout_groups, stop_reason
+from orchestrator.patching.guard import (
+    canceller,
+    group_lease,
+    open_for_work,
+    rollout_groups,
+    stop_reason,
+)
 from orchestrator.patching.history import (
     deferred_last_time,
     finished_in,
@@ -37,9 +42,9 @@ from orchestrator.patching.outcomes import (
     ApplyEvents,
     ApplyRun,
     HostOutcome,
-    one_line,
     stop_status,
 )
+from orchestrator.patching.playbook_run import run_batch_playbook, timeout_vars_problem
 from orchestrator.patching.rollout import FailureBudget, batches
 from orchestrator.patching.scan import DEFAULT_TIMEOUT, ScanRun, run_scan, scan_jobs
 from orchestrator.policy.model import PatchPolicy, PolicySet
@@ -83,16 +88,7 @@ def inventory_timeout_problem(host_vars: dict[str, Any]) -> str | None:
     """What is wrong with a host's `orchestrator_reboot_timeout` (default 600 s, in the
     playbooks) or `orchestrator_lock_timeout` (default 120 s), or None when each is unset or a
     whole number of seconds in range (twice the largest stays below PLAYBOOK_TIMEOUT)."""
-    for var, most in INVENTORY_TIMEOUTS.items():
-        value = host_vars.get(var)
-        if value is None:
-            continue
-        text = str(value).strip()
-        if isinstance(value, bool) or not isinstance(value, int | str) \
-                or not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= most:
-            return (f"inventory variable {var} {one_line(value)[:40]!r} is not a number of "
-                    f"seconds 1..{most}; fix it in the host's or group's variables")
-    return None
+    return timeout_vars_problem(host_vars, INVENTORY_TIMEOUTS)
 
 
 def apply_group(ctx: RunContext, ps: PolicySet, inv: Inventory, group: str, *,
@@ -105,8 +101,6 @@ def apply_group(ctx: RunContext, ps: PolicySet, inv: Inventory, group: str, *,
     decides otherwise. `resume`: the id of the occurrence whose lease this run holds; hosts
     an earlier run of it finished (a run that died or failed) are skipped, and its failed
     hosts still count against the budget: one rollout per occurrence, no host twice."""
-    from orchestrator.windows.check import check_group
-
     now = clock or utc_now
     run = ApplyRun(ctx.run_id, group)
     g = ps.groups.get(group)
@@ -114,16 +108,12 @@ def apply_group(ctx: RunContext, ps: PolicySet, inv: Inventory, group: str, *,
         raise OrchestratorError(f"{ps.root}: group {group!r} has no patch policy; name a group "
                                 "whose AssetGroup sets patchPolicy")
     policy = ps.patch_policies[g.patch_policy]
-    if override is not None and not check:
-        ctx.record("override", "ignore-window", group=group, reason=override,
-                   command="patch apply")
-    if occurrence is None and override is None and not check:
-        state = check_group(ps, group, now())
-        if not state.open:
-            run.status, run.reason = "closed", state.reason
-            ctx.record("skip", "closed", group=group, reason=state.reason)
-            return run
-        occurrence = state.occurrence
+    occurrence, closed = open_for_work(ctx, ps, group, override=override,
+                                       occurrence=occurrence, check=check, now=now,
+                                       command="patch apply")
+    if closed is not None:
+        run.status, run.reason = "closed", closed
+        return run
     if check:
         return _rollout(ctx, ps, inv, run, policy, check=True, occurrence=occurrence,
                         override=override, now=now, scan_timeout=scan_timeout, today=today,
@@ -273,45 +263,15 @@ def _run_one(ctx: RunContext, inv: Inventory, manager: str, hosts: list[str],
         apply_windows(ctx, inv, hosts, policy, events, events.wanted, check, cancel,
                       may_start=may_start)
         return
-    from orchestrator.execution.playbook import known_hosts_files, run_playbook
-
     name = PLAYBOOKS.get(manager)
-    if name is None or ctx.inventory_path is None:
+    if name is None:
         for h in hosts:
             events.failures[h] = f"no patch playbook for package manager {manager!r}"
         return
-    bad = {h: why for h in hosts if (why := inventory_timeout_problem(inv.hosts[h].vars))}
-    for h, why in bad.items():
-        events.failures[h] = f"{why}; nothing was done"
-    hosts = [h for h in hosts if h not in bad]
-    if not hosts:
-        return
-    host_vars = {h: inv.hosts[h].vars for h in hosts}
-    known = known_hosts_files(ctx.settings, host_vars)
-    strict = getattr(ctx.settings, "host_keys", "strict") == "strict"
-    try:
-        outcome = run_playbook(
-            ctx.playbooks / name, ctx.inventory_path, host_vars,
-            event_handler=events, known_hosts=known, forks=ctx.forks, strict=strict,
-            check=check, timeout=PLAYBOOK_TIMEOUT,
-            extravars=_extravars(policy, {h: events.wanted[h] for h in hosts}),
-            cancel=cancel)
-    except OrchestratorError as exc:
-        for h in hosts:
-            events.failures[h] = exc.message
-        return
-    for h, why in outcome.refused.items():
-        events.failures[h] = why
-    if outcome.canceled:
-        for h in hosts:
-            if h in events.seen:
-                events.failures.setdefault(h, getattr(cancel, "reason", "canceled"))
-            else:  # canceled before anything reached it: deferred, goes first next time
-                events.not_started(h, f"{getattr(cancel, 'reason', 'canceled')} before "
-                                      "its work started")
-    if outcome.timed_out:
-        for h in hosts:
-            events.failures.setdefault(h, f"the playbook did not finish in {PLAYBOOK_TIMEOUT} s")
+    run_batch_playbook(
+        ctx, inv, ctx.playbooks / name, hosts, events, limits=INVENTORY_TIMEOUTS,
+        extravars=lambda ok: _extravars(policy, {h: events.wanted[h] for h in ok}),
+        cancel=cancel, timeout=PLAYBOOK_TIMEOUT, check=check)
 
 
 __all__ = ["PLAYBOOK_TIMEOUT", "REBOOT_TASK", "RESULT_TASK", "ApplyEvents", "ApplyRun",

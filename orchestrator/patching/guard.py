@@ -99,6 +99,25 @@ def group_lease(ctx: RunContext, groups: list[str], group: str, doing: str, long
                     pass  # left running: the next run judges this process gone, takes it over
 
 
+def open_for_work(ctx: RunContext, ps: PolicySet, group: str, *, override: str | None,
+                  occurrence: Any, check: bool, now: Callable[[], datetime], command: str
+                  ) -> tuple[Any, str | None]:
+    """How every rollout starts: an override is recorded first; without one (and unless a
+    run-window gave the occurrence, or this is only a check) the group must be open by the
+    real clock now, else `skip closed` is recorded. (occurrence to work in, closed reason)."""
+    from orchestrator.windows.check import check_group
+
+    if override is not None and not check:
+        ctx.record("override", "ignore-window", group=group, reason=override, command=command)
+    if occurrence is None and override is None and not check:
+        state = check_group(ps, group, now())
+        if not state.open:
+            ctx.record("skip", "closed", group=group, reason=state.reason)
+            return None, state.reason
+        occurrence = state.occurrence
+    return occurrence, None
+
+
 def stop_reason(ps: PolicySet, group: str, occurrence: Any, override: str | None,
                 budget: FailureBudget, at: datetime) -> tuple[str, str] | None:
     """Why no new host work may start now: the budget, the cutoff, a freeze (overrides only
