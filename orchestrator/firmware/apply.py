@@ -102,6 +102,22 @@ def _check(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
     return run
 
 
+def _settle(ctx: RunContext, group: str, hosts: list[Any],
+            handles: dict[tuple[str, str], tuple[str, str]]) -> None:
+    """An earlier run's task whose component the scan now finds at its version (or ahead) is
+    settled with a `firmware.update current` record, so that no later run follows that task
+    monitor again (BMCs reuse task ids after a reset)."""
+    entries = [ctx.entry("firmware.update", "current", host=h.host, group=group,
+                         component=c.id, match=c.match, wanted=c.wanted, before=c.installed,
+                         after=c.installed, handle=handles[(h.host, c.id)][0],
+                         reason="the scan found the version the earlier task was after; "
+                                "that task is settled")
+               for h in hosts for c in h.components
+               if (h.host, c.id) in handles and c.status in ("current", "ahead")]
+    if entries:
+        ctx.record_all(entries)
+
+
 def _nothing_to_do(h: Any) -> FirmwareOutcome:
     """A host with no outdated component: up to date, or `unknown` naming what the scan could
     not find or read (a mistyped match, a member without a version); neither is a failure."""
@@ -135,7 +151,8 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
                        **interrupted}
     scan = run_scan(ctx, ps, [j for j in scan_jobs(ps, inv, group) if j.host not in earlier],
                     timeout=scan_timeout)
-    handles = open_tasks(ctx, group, {h.host for h in scan.hosts})
+    handles = open_tasks(ctx, {h.host for h in scan.hosts})
+    _settle(ctx, group, scan.hosts, handles)
     wanted: dict[str, list[dict[str, Any]]] = {}
     for h in scan.hosts:
         if h.status in ("unreachable", "error"):
@@ -148,8 +165,9 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
         # a component whose update an earlier run started and never saw succeed: its task is
         # followed first (never a second flash beside it); one the scan finds current stays out
         for c in todo:
-            if (h.host, c["id"]) in handles:
-                c["handle"] = handles[(h.host, c["id"])]
+            handle, version = handles.get((h.host, c["id"]), (None, None))
+            if handle is not None and version == c["version"]:
+                c["handle"] = handle  # a task for another version is not this one's to follow
         if not todo:
             run.hosts[h.host] = _nothing_to_do(h)
             continue

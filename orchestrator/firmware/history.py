@@ -11,30 +11,32 @@ from orchestrator.context import RunContext
 from orchestrator.policy.model import PolicySet
 
 
-def open_tasks(ctx: RunContext, group: str, hosts: set[str]) -> dict[tuple[str, str], str]:
-    """(host, component id) -> task monitor, for the BMC tasks any earlier run started on
-    `hosts` (killed, canceled, timed out while the BMC worked) whose component never got an
-    `updated` or `current` record after: the playbook follows such a task to its end before
-    it flashes anything (a finished or forgotten one ends at once)."""
+def open_tasks(ctx: RunContext, hosts: set[str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(host, component id) -> (task monitor, the version it was flashing), for the BMC tasks
+    any earlier run (of any group: a host may be in several) started on `hosts` (killed,
+    canceled, timed out while the BMC worked) whose component never got an `updated` or
+    `current` record after: the playbook follows such a task to its end before it flashes
+    anything (a finished or forgotten one ends at once)."""
     from orchestrator.changelog.store import LogFilter
     from orchestrator.firmware.outcomes import valid_handle
 
     if not hosts:
         return {}
-    latest: dict[tuple[str, str], tuple[int, str]] = {}
+    latest: dict[tuple[str, str], tuple[int, str, str]] = {}
     settled: dict[tuple[str, str], int] = {}
     for action in ("firmware.task", "firmware.update"):
         for rec in ctx.store.records(LogFilter(action=action)):
-            if rec.group != group or rec.host not in hosts:
+            if rec.host not in hosts:
                 continue
             key = (rec.host, str(rec.details.get("component") or ""))
             if action == "firmware.task":
                 handle = valid_handle(rec.details.get("handle"))
                 if handle is not None:
-                    latest[key] = (rec.seq, handle)
+                    latest[key] = (rec.seq, handle, str(rec.details.get("version") or ""))
             elif rec.status in ("updated", "current"):
                 settled[key] = max(settled.get(key, 0), rec.seq)
-    return {k: handle for k, (seq, handle) in latest.items() if settled.get(k, 0) < seq}
+    return {k: (handle, version) for k, (seq, handle, version) in latest.items()
+            if settled.get(k, 0) < seq}
 
 
 def planned_firmware(ctx: RunContext, ps: PolicySet, group: str, hosts: list[str]

@@ -74,7 +74,9 @@ class FirmwareEvents:
         if kind == "runner_on_unreachable":
             self.unreachable[host] = one_line(res.get("msg") or "unreachable")
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            self.failures.setdefault(host, f"{task}: {one_line(res.get('msg') or 'failed')}")
+            # a BMC's error may echo the image URL, with its user:password@
+            why = one_line(res.get("msg") or "failed")
+            self.failures.setdefault(host, redact(f"{task}: {why}"))
         elif kind == "runner_on_ok" and task == FLASH_TASK:
             self._task_started(host, res)
         elif kind == "runner_on_ok" and task == COMPONENT_TASK:
@@ -109,6 +111,7 @@ class FirmwareEvents:
             c = {k: raw.get(k) for k in ("id", "match", "wanted", "before", "after", "status",
                                           "reason", "handle", "resets")}
             c["handle"] = valid_handle(c["handle"])
+            c["reason"] = redact(str(c["reason"] or ""))
             install = raw.get("install")
             if isinstance(install, dict) and c["status"] == "failed":
                 # fwupdmgr's own words, read as the recorded outcomes say (facts/fwupd.py)
@@ -173,11 +176,13 @@ class FirmwareEvents:
         if host in self.waiting and host not in self.seen and result is None:
             st, why = self.waiting[host]
             return FirmwareOutcome(host, st, why)
+        done = self.components.get(host, [])  # recorded as they ended: part of the outcome
         if host in self.unreachable:
-            return FirmwareOutcome(host, "failed", f"unreachable: {self.unreachable[host]}")
+            return FirmwareOutcome(host, "failed", f"unreachable: {self.unreachable[host]}",
+                                   components=done)
         if result is None:
             return FirmwareOutcome(host, "failed", self.failures.get(
-                host, "the playbook gave no result for this host"))
+                host, "the playbook gave no result for this host"), components=done)
         seen = {str(c.get("id")) for c in self.components.get(host, [])}
         comps = self.components.get(host, []) + [
             c for c in self._components(host, result.get("components") or [])

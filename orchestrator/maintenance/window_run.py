@@ -23,13 +23,14 @@ from orchestrator.errors import (
     OrchestratorError,
 )
 from orchestrator.inventory.model import Inventory
+from orchestrator.patching.guard import LeaseBusy
 from orchestrator.policy.model import PolicySet
 
 
 @dataclass
 class GroupOutcome:
     group: str
-    status: str  # done | failed | frozen | cutoff | no-hosts | would-run
+    status: str  # done | failed | busy | frozen | cutoff | no-hosts | would-run
     reason: str
     hosts: list[str] = field(default_factory=list)
     audit: dict[str, Any] | None = None
@@ -212,7 +213,7 @@ def run_window(
         if error is not None:
             result.status, result.reason = "error", error
         else:
-            if "failed" in statuses:
+            if "failed" in statuses or "busy" in statuses:
                 result.status = "failed"
             elif statuses and all(s in ("frozen", "cutoff") for s in statuses):
                 result.status = "closed"
@@ -220,6 +221,17 @@ def run_window(
         ctx.record("run.end", result.status, window=name, error=error,
                    groups={g.group: g.status for g in result.groups})
     return result
+
+
+def _busy(ctx: RunContext, outcome: GroupOutcome, step: str, exc: OrchestratorError
+          ) -> GroupOutcome:
+    """Another run holds a rollout lease this group's `step` needs (a person's `patch apply`,
+    a group sharing hosts): recorded, the group is `busy` (the window run fails, exit 2, so
+    that someone looks), and the window's other groups go on."""
+    ctx.record("skip", "busy", group=outcome.group, step=step, reason=exc.message)
+    outcome.status = "busy"
+    outcome.reason += f"; {step}: busy: {exc.message}"
+    return outcome
 
 
 def _run_group(
@@ -272,8 +284,11 @@ def _run_group(
     if ps.groups[group].patch_policy is not None:
         from orchestrator.patching.apply import apply_group
 
-        patched = apply_group(ctx, ps, inv, group, override=override, occurrence=occurrence,
-                              clock=clock, resume=resume)
+        try:
+            patched = apply_group(ctx, ps, inv, group, override=override,
+                                  occurrence=occurrence, clock=clock, resume=resume)
+        except LeaseBusy as exc:
+            return _busy(ctx, outcome, "patch", exc)
         outcome.patch = patched.to_json()
         counts = patched.summary()
         outcome.reason += "; patch: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
@@ -285,17 +300,22 @@ def _run_group(
     if ps.groups[group].firmware_policy is not None:
         from orchestrator.firmware.apply import apply_group as apply_firmware
 
-        flashed = apply_firmware(ctx, ps, inv, group, override=override, occurrence=occurrence,
-                                 clock=clock, resume=resume)
-        outcome.firmware = flashed.to_json()
-        counts = flashed.summary()
-        outcome.reason += "; firmware: " + (", ".join(f"{n} {k}" for k, n in
-                                                      sorted(counts.items())) or "no hosts")
-        if flashed.status == "failed":
-            outcome.status = "failed"
-        # hosts the playbook worked on (not those whose BMC the scan could not read)
-        changed += [h for h, o in flashed.hosts.items() if o.status in ("done", "failed")
-                    and getattr(o, "components", None) and h not in changed]
+        try:
+            flashed = apply_firmware(ctx, ps, inv, group, override=override,
+                                     occurrence=occurrence, clock=clock, resume=resume)
+        except LeaseBusy as exc:  # the hosts patched above are still audited again
+            _busy(ctx, outcome, "firmware", exc)
+            flashed = None
+        if flashed is not None:
+            outcome.firmware = flashed.to_json()
+            counts = flashed.summary()
+            outcome.reason += "; firmware: " + (", ".join(f"{n} {k}" for k, n in
+                                                          sorted(counts.items())) or "no hosts")
+            if flashed.status == "failed":
+                outcome.status = "failed"
+            # hosts the playbook worked on (not those whose BMC the scan could not read)
+            changed += [h for h, o in flashed.hosts.items() if o.status in ("done", "failed")
+                        and getattr(o, "components", None) and h not in changed]
     if changed:
         after = run_audit(ctx, [j for j in jobs if j.host in changed], timeout=audit_timeout)
         outcome.audit_after = after.to_json()

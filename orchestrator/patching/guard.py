@@ -52,6 +52,11 @@ class Beats:
             b.stop()
 
 
+class LeaseBusy(OrchestratorError):
+    """A rollout lease is held by another live run: this group waits (run-window records it
+    and goes on with its other groups)."""
+
+
 @contextmanager
 def group_lease(ctx: RunContext, groups: list[str], group: str, doing: str, longest: float
                 ) -> Iterator[tuple[Beats, str | None]]:
@@ -60,21 +65,26 @@ def group_lease(ctx: RunContext, groups: list[str], group: str, doing: str, long
     two rollouts (patches or firmware, of this group or of one sharing a host) work at once.
     Yields (the heartbeats, the run whose dead lease of `group` was taken over, or None).
     A lease held by a live run is an OrchestratorError naming it; `doing` says what this run
-    does ("patched"). Leases are claimed in sorted order and given back if one is refused."""
-    from orchestrator.changelog.lease import Heartbeat, claim
+    does ("patched"). The other groups' leases are claimed first (sorted), this group's last;
+    all are given back if one is refused (LeaseBusy)."""
+    from orchestrator.changelog.lease import Claim, Heartbeat, claim
 
     held: list[tuple[str, Any]] = []
     dead_run = None
     try:
-        for g in sorted(set(groups) | {group}):
+        # the other groups' leases first: a refusal there comes before this group's lease is
+        # taken over from a dead run (whose in-flight hosts this run must then finish)
+        for g in [*sorted(set(groups) - {group}), group]:
             key = f"rollout:{g}"
             got = claim(ctx.store, key, ctx.run_id,
                         datetime.now(UTC) + timedelta(seconds=2 * longest))
+            if not got.taken and got.held is not None and got.held.holder == ctx.run_id:
+                got = Claim(True)  # this run's own (a release that failed earlier)
             if not got.taken:
                 other = got.held
                 what = f"group {group}" if g == group else \
                     f"group {g} (it shares hosts with {group})"
-                raise OrchestratorError(
+                raise LeaseBusy(
                     f"{what} is being worked on by run {other.holder if other else '?'}"
                     + (f" (process {other.owner.pid} on {other.owner.node})"
                        if other is not None and other.owner is not None else "")

@@ -164,3 +164,21 @@ def test_fwupd_install_failure_in_fwupds_own_words() -> None:
     reason = ctx.writes[-1][0][2]["reason"]
     assert reason.startswith("install: ") and "failed to write-firmware" in reason
     assert "\x1b" not in reason
+
+
+def test_reasons_never_keep_an_image_urls_password_and_outcomes_keep_recorded_parts() -> None:
+    from orchestrator.firmware.outcomes import COMPONENT_TASK
+
+    ctx = FakeCtx()
+    events = FirmwareEvents(ctx, "web", WANTED)  # type: ignore[arg-type]
+    events(ev("runner_on_ok", COMPONENT_TASK, {"orchestrator_component": comp(
+        "BIOS", "updated", "2.18.0", "2.19.1")}))
+    events(ev("runner_on_failed", "orchestrator: flash", {
+        "msg": "HTTP Error 400: ImageURI https://fw:t0ken@repo/bmc.bin is not allowed"}))
+    # the playbook never gave the host's result (a timeout, a cancel): BIOS stays part of it
+    out = events.outcome("web-01")
+    assert out.status == "failed" and [c["id"] for c in out.components] == ["BIOS"]
+    assert "t0ken" not in out.reason and "https://fw:***@repo/bmc.bin" in out.reason
+    events(ev("runner_on_ok", COMPONENT_TASK, {"orchestrator_component": comp(
+        "BMC", "failed", "7.00", None, "flash: https://fw:t0ken@repo/bmc.bin refused")}))
+    assert "t0ken" not in str(ctx.writes)

@@ -109,3 +109,26 @@ def test_a_hung_daemon_times_out_and_is_recorded(lab_fleet, lab_fresh_fwupd_host
     assert [r["status"] for r in records(capsys, "firmware.update")] == ["timeout"]
     capsys.readouterr()
     assert main(["log", "verify"]) == 0
+
+
+def test_an_update_written_before_a_killed_run_gets_its_reboot_not_a_second_install(
+        lab_fleet, lab_fresh_fwupd_host, tmp_path, monkeypatch, capsys):
+    """An earlier run installed firmware that applies at a reboot and stopped before the
+    reboot: the next run reboots and reads the version back; it does not install again."""
+    lab, host = lab_fleet, lab_fresh_fwupd_host
+    setup(tmp_path, lab, host, "1.2.4", lab.fwupd_cab("1.2.4"))
+    monkeypatch.chdir(tmp_path)
+    lab.fwupd_fault(host, "needs-reboot")
+    cab = lab.fwupd_cab_file(host, "1.2.4")
+    lab.ssh(host, f"fwupdmgr install {cab} --json --assume-yes --no-reboot-check")
+    assert lab.fwupd_version(host) == "1.2.2"
+    history = lab.ssh(host, "fwupdmgr get-history --json").stdout
+    code, got = run(capsys, "firmware", "apply", "--group", "fw")
+    [c] = got["hosts"][0]["components"]
+    assert code == 0 and c["status"] == "updated", c
+    assert lab.fwupd_version(host) == "1.2.4"
+    assert [(r["details"]["target"], r["details"]["resetType"])
+            for r in records(capsys, "firmware.reset")] == [("system", "reboot")]
+    # fwupd's own history holds the one install made above, not a second one
+    after = lab.ssh(host, "fwupdmgr get-history --json").stdout
+    assert after.count('"DeviceId"') == history.count('"DeviceId"'), (history, after)

@@ -59,14 +59,17 @@ def test_open_tasks_any_run_until_a_success_is_recorded(tmp_path: Path) -> None:
              handle="@evil.example/x")  # never followed: not a path on the BMC
     b.record("firmware.task", "started", host="h1", group="other", component="BMC",
              handle="/redfish/v1/TaskService/TaskMonitors/3")
-    # a timed-out task (another run, no occurrence) is followed; a succeeded one is not
-    assert open_tasks(now, "web", {"h1", "h2", "h3"}) == {
-        ("h1", "BIOS"): "/redfish/v1/TaskService/TaskMonitors/1"}
+    # a timed-out task (another run, no occurrence) is followed; a succeeded one is not; a
+    # task another group's run started on the same host counts too
+    assert open_tasks(now, {"h1", "h2", "h3"}) == {
+        ("h1", "BIOS"): ("/redfish/v1/TaskService/TaskMonitors/1", ""),
+        ("h1", "BMC"): ("/redfish/v1/TaskService/TaskMonitors/3", "")}
     # a later task on the same component replaces the earlier one; success settles it
     a.record("firmware.task", "started", host="h1", group="web", component="BIOS",
              handle="/redfish/v1/TaskService/TaskMonitors/9")
-    assert open_tasks(now, "web", {"h1"}) == {
-        ("h1", "BIOS"): "/redfish/v1/TaskService/TaskMonitors/9"}
+    a.record("firmware.update", "updated", host="h1", group="other", component="BMC")
+    assert open_tasks(now, {"h1"}) == {
+        ("h1", "BIOS"): ("/redfish/v1/TaskService/TaskMonitors/9", "")}
     a.record("firmware.update", "updated", host="h1", group="web", component="BIOS")
-    assert open_tasks(now, "web", {"h1"}) == {}
+    assert open_tasks(now, {"h1"}) == {}
     store.close()

@@ -126,3 +126,76 @@ def test_rollouts_sharing_a_host_exclude_each_other(cwd: Path, capsys, command) 
     assert store.lease(f"rollout:{mine}") is None
     assert store.lease_holder(f"rollout:{other}") == "run-busy"
     store.close()
+
+
+def _dead_owner() -> LeaseOwner:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    tick = _start_tick(proc.pid)
+    proc.wait()
+    me = this_owner()
+    boot, pidns, _ = me.started.split(":")
+    return LeaseOwner(me.node, proc.pid, f"{boot}:{pidns}:{tick}")
+
+
+def test_a_dead_runs_lease_is_not_taken_over_when_another_group_is_busy(cwd: Path) -> None:
+    """This group's lease (a dead run's) is claimed last: a live run holding a group that
+    shares a host refuses first, so the dead run's in-flight hosts keep their claim for the
+    run that can finish them."""
+    from orchestrator.patching.guard import LeaseBusy, group_lease
+
+    store = SqliteStore(cwd / "state.db")
+    # "aaa" sorts before "ring": claimed in sorted order it would be taken over first
+    assert store.acquire_lease("rollout:aaa", "run-dead", UNTIL, owner=_dead_owner())
+    assert store.acquire_lease("rollout:ring", "run-live", UNTIL, owner=this_owner())
+    ctx = _ctx(store, "run-new")
+    with pytest.raises(LeaseBusy), group_lease(ctx, ["aaa", "ring"], "aaa", "patched", 60):
+        pass
+    assert store.lease_holder("rollout:aaa") == "run-dead"
+    assert store.lease_holder("rollout:ring") == "run-live"
+    store.close()
+
+
+def test_a_lease_this_run_still_holds_is_its_own(cwd: Path) -> None:
+    """A release that failed earlier in the same run (run-window: the patch step, then the
+    firmware step) does not make the run refuse itself."""
+    from orchestrator.patching.guard import group_lease
+
+    store = SqliteStore(cwd / "state.db")
+    assert store.acquire_lease("rollout:ring", "run-me", UNTIL, owner=this_owner())
+    with group_lease(_ctx(store, "run-me"), ["ring"], "ring", "patched", 60) as (beats, dead):
+        assert dead is None and beats.healthy
+    assert store.lease("rollout:ring") is None
+    store.close()
+
+
+def test_run_window_goes_on_when_a_group_is_busy(cwd: Path, capsys) -> None:
+    """A person's `patch apply` holds `ring`: run-window records it busy (exit 2) and does
+    the window's other groups."""
+    (cwd / "policies" / "other.yml").write_text("""apiVersion: orchestrator/v1
+kind: AssetGroup
+metadata: {name: other}
+spec:
+  hosts: {patterns: ["db-*"]}
+  patchPolicy: p
+  windows: [always]
+""")
+    (cwd / "inventory.ini").write_text("[all]\nweb-01 ansible_host=127.0.0.1 ansible_port=9\n"
+                                       "db-01 ansible_host=127.0.0.1 ansible_port=9\n")
+    store = SqliteStore(cwd / "state.db")
+    assert store.acquire_lease("rollout:ring", "run-busy", UNTIL, owner=this_owner())
+    code = main(["--format", "json", "run-window", "always"])
+    out = json.loads(capsys.readouterr()[0])
+    assert code == 2 and out["status"] == "failed"
+    by = {g["group"]: g for g in out["groups"]}
+    assert by["ring"]["status"] == "busy" and "run-busy" in by["ring"]["reason"]
+    assert by["other"]["patch"] is not None  # the other group was worked on
+    busy = [r for r in records(capsys) if r["action"] == "skip" and r["status"] == "busy"]
+    assert [(r["group"], r["details"]["step"]) for r in busy] == [("ring", "patch")]
+    store.close()
+
+
+def _ctx(store: SqliteStore, run: str):
+    from orchestrator.context import RunContext
+
+    return RunContext(run_id=run, actor="t", policy_revision="rev", store=store,
+                      settings=None, forks=1, inventory_path=None, playbooks=Path("."))
