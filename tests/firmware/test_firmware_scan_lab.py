@@ -21,6 +21,7 @@ def scan(capsys, *extra: str) -> tuple[int, dict]:
     capsys.readouterr()
     code = main(["--format", "json", "firmware", "scan", *extra])
     out, err = capsys.readouterr()
+    assert out, err
     return code, json.loads(out)
 
 
@@ -98,3 +99,50 @@ def test_password_from_an_environment_variable_the_inventory_names(lab_fleet, tw
     monkeypatch.setenv("LAB_BMC_PASSWORD", "")
     code, got = scan(capsys)
     assert code == 4 and "bmc_password is not set or empty" in got["hosts"][0]["error"]
+
+
+def test_a_vaulted_bmc_password_for_scan_and_apply(lab_fleet, two, tmp_path):
+    """The BMC password as an `ansible-vault encrypt_string` value in the inventory: the scan
+    (our client) and the apply (ansible-runner) both decrypt it with the vault password file
+    Ansible is configured with, and neither shows it."""
+    import os
+    import subprocess
+    import sys
+
+    from fwlab import FAST
+
+    lab, host = lab_fleet, two[0]
+    lab.restore_bmc(host)
+    password = lab.secrets["bmc_password"]
+    (tmp_path / "vault-pass").write_text("lab-vault-pass\n")
+    vault = Path(sys.executable).parent / "ansible-vault"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("ANSIBLE_VAULT")}
+    vaulted = subprocess.run([str(vault), "encrypt_string", "--vault-password-file",
+                              str(tmp_path / "vault-pass"), "--stdin-name", "bmc_password"],
+                             input=password, check=True, capture_output=True, text=True,
+                             env=env).stdout
+    inv = inventory_copy(lab, tmp_path / "inv.yml", every={**FAST, "bmc_password": None})
+    # the vaulted value goes into the host's own variables (a host_vars file beside it)
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "host_vars" / f"{host}.yml").write_text(vaulted)
+    image = lab.firmware_image("t-nic-vault.bin", "NIC", "22.41.0", seconds=1)
+    workdir(tmp_path / "w", lab, policy_text(
+        [{"match": "NIC", "version": "22.41.0", "image": image}], hosts=[host]), inv)
+    # a process of its own: Ansible reads its vault settings once, when it is first imported
+    env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(tmp_path / "vault-pass")
+    orchestrator = Path(sys.executable).parent / "orchestrator"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(orchestrator), "--format", "json", *args], env=env,
+                              cwd=tmp_path / "w", capture_output=True, text=True, timeout=300)
+
+    got = run("firmware", "scan")
+    assert got.returncode == 2, got.stderr
+    assert json.loads(got.stdout)["hosts"][0]["status"] == "outdated"
+    done = run("firmware", "apply", "--group", "fw")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["hosts"][0]["status"] == "done"
+    assert lab.firmware(host)["NIC"]["Version"] == "22.41.0"
+    assert password not in got.stdout + got.stderr + done.stdout + done.stderr
+    lab.restore_bmc(host)
