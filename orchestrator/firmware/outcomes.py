@@ -13,7 +13,7 @@ from typing import Any
 
 from orchestrator.context import RunContext
 from orchestrator.firmware.versions import CURRENT, status
-from orchestrator.patching.outcomes import HostOutcome, one_line, stop_status
+from orchestrator.patching.outcomes import HostOutcome, event_parts, one_line, stop_status
 from orchestrator.redact import redact
 
 RESULT_TASK = "orchestrator: result"
@@ -64,10 +64,7 @@ class FirmwareEvents:
         self.waiting[host] = (status_ or stop_status(reason), reason)
 
     def __call__(self, event: dict[str, Any]) -> bool:
-        data = event.get("event_data") or {}
-        host, kind = data.get("host"), event.get("event")
-        task = str(data.get("task") or "")
-        res = data.get("res") or {}
+        host, kind, task, res, data = event_parts(event)
         if not host or host not in self.wanted:
             return False
         self.seen.add(host)

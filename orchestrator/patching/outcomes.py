@@ -82,10 +82,7 @@ class ApplyEvents:
         self.waiting[host] = (status or stop_status(reason), reason)
 
     def __call__(self, event: dict[str, Any]) -> bool:
-        data = event.get("event_data") or {}
-        host, kind = data.get("host"), event.get("event")
-        task = str(data.get("task") or "")
-        res = data.get("res") or {}
+        host, kind, task, res, data = event_parts(event)
         if not host or host not in self.wanted:
             return False
         self.seen.add(host)
@@ -161,6 +158,14 @@ class ApplyEvents:
 def _healthy(health: dict[str, Any]) -> bool:
     services = health.get("services") or {}
     return all(v == "ok" for v in services.values()) and health.get("command_rc") in (None, 0)
+
+
+def event_parts(event: dict[str, Any]) -> tuple[Any, Any, str, dict[str, Any], dict[str, Any]]:
+    """An ansible-runner event as every rollout's handler reads it: (host, event kind, task
+    name, the task's result, the event data)."""
+    data = event.get("event_data") or {}
+    return (data.get("host"), event.get("event"), str(data.get("task") or ""),
+            data.get("res") or {}, data)
 
 
 def one_line(value: Any) -> str:
