@@ -186,7 +186,8 @@ def _compose_fast(text: str) -> list[Node | None] | None:
     tests/policy/test_loader_fast_paths.py compares both on random text."""
     loader = getattr(yaml, "CSafeLoader", None)
     # "&": an anchor (libyaml's nodes do not say where one was written; the pure composer does)
-    if loader is None or _PURE_ONLY.search(text) or "&" in text:
+    # "!": a tag (libyaml accepts tag handles PyYAML refuses, e.g. `!:!x`)
+    if loader is None or _PURE_ONLY.search(text) or "&" in text or "!" in text:
         return None
     try:
         nodes = list(yaml.compose_all(text, Loader=loader))
