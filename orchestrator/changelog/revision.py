@@ -28,7 +28,8 @@ def policy_revision(policies: Path) -> str:
     if not folder.exists():
         return UNVERSIONED
     try:
-        head = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel", "HEAD"],
+        head = subprocess.run(["git", "--no-optional-locks", "-C", str(folder), "rev-parse",
+                               "--show-toplevel", "HEAD"],
                               capture_output=True, text=True, timeout=10)
         lines = head.stdout.split("\n")
         if head.returncode != 0 or len(lines) < 2 or not lines[1].strip():
@@ -42,7 +43,8 @@ def policy_revision(policies: Path) -> str:
         linked = sorted({os.path.dirname(f) for f in real_files
                          if _under(f, top) and not _under(f, here)})
         status = subprocess.run(
-            ["git", "-C", str(folder), "status", "--porcelain", "-z", "--ignored=matching",
+            ["git", "--no-optional-locks", "-C", str(folder), "status", "--porcelain", "-z",
+             "--ignored=matching",
              "--untracked-files=all", "--", ".", *linked],
             capture_output=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):

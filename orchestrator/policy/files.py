@@ -133,8 +133,14 @@ def read_policy_text(path: Path) -> str:
     except OSError as exc:
         raise UnreadableFile(f"{path}:1:1: cannot read: {_why(exc)}; make it readable by "
                              "this user or remove it") from None
+    return policy_text(str(path), data)
+
+
+def policy_text(name: str, data: bytes) -> str:
+    """A policy file's bytes as text (UTF-8, at most MAX_FILE_BYTES); raises UnreadableFile
+    naming `name`."""
     if len(data) > MAX_FILE_BYTES:
-        raise UnreadableFile(f"{path}:1:1: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; "
+        raise UnreadableFile(f"{name}:1:1: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; "
                              "split it into several files")
     try:
         return data.decode("utf-8")
@@ -142,5 +148,5 @@ def read_policy_text(path: Path) -> str:
         start = data.rfind(b"\n", 0, exc.start) + 1
         line = data.count(b"\n", 0, exc.start) + 1
         column = len(data[start:exc.start].decode("utf-8")) + 1
-        raise UnreadableFile(f"{path}:{line}:{column}: not UTF-8 text (byte "
+        raise UnreadableFile(f"{name}:{line}:{column}: not UTF-8 text (byte "
                              f"0x{data[exc.start]:02x}); save the file as UTF-8") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +14,15 @@ from orchestrator.policy.files import UnreadableFile, find_policy_files, read_po
 from orchestrator.policy.schema import schema_problems
 from orchestrator.policy.yamlpos import Document, YamlProblem, load_documents
 
+_POSITION = re.compile(r"^(.*?):([0-9]+):([0-9]+):")
+
 
 def _position_key(line: str) -> tuple[str, int, int]:
-    """Sort problems by file, then line and column."""
-    parts = line.split(":", 3)
-    try:
-        return (parts[0], int(parts[1]), int(parts[2]))
-    except (IndexError, ValueError):
+    """Sort problems by file, then line and column (a file may be named `REV:PATH`)."""
+    found = _POSITION.match(line)
+    if found is None:
         return (line, 0, 0)
+    return (found.group(1), int(found.group(2)), int(found.group(3)))
 
 
 def _identity(data: Any) -> tuple[str, str]:
@@ -46,16 +49,29 @@ def load_policies(root: Path, *, strict: bool = True) -> m.PolicySet:
     """Load and check every document. Raises PolicyError listing every problem found."""
     root = Path(root)
     found = find_policy_files(root)
-    files = found.files
+
+    def texts() -> Iterator[tuple[Path, str | UnreadableFile]]:
+        for file in found.files:
+            try:
+                yield file, read_policy_text(file)
+            except UnreadableFile as exc:
+                yield file, exc
+
+    return load_policy_texts(root, texts(), list(found.problems), strict=strict,
+                             empty=not found.files and not found.problems)
+
+
+def load_policy_texts(root: Path, texts: Iterable[tuple[Path, str | UnreadableFile]],
+                      problems: list[str], *, strict: bool = True,
+                      empty: bool = False) -> m.PolicySet:
+    """Load documents from (file name, text) pairs: the folder walk's, or a git commit's.
+    `problems`: what finding the files already reported."""
     result = m.PolicySet(root=root)
-    problems: list[str] = list(found.problems)
     failed: set[tuple[str, str]] = set()  # documents that did not load, by (kind, name)
     first_seen: dict[tuple[str, str], str] = {}
-    for file in files:
-        try:
-            text = read_policy_text(file)
-        except UnreadableFile as exc:
-            problems.append(exc.line)
+    for file, text in texts:
+        if isinstance(text, UnreadableFile):
+            problems.append(text.line)
             continue
         try:
             docs = list(load_documents(text))
@@ -65,11 +81,11 @@ def load_policies(root: Path, *, strict: bool = True) -> m.PolicySet:
         for doc in docs:
             if doc.data is None:
                 continue
-            found = _load_document(file, doc, result, first_seen)
-            if found:
-                problems.extend(found)
+            bad = _load_document(file, doc, result, first_seen)
+            if bad:
+                problems.extend(bad)
                 failed.add(_identity(doc.data))
-    if not files and not found.problems:
+    if empty:
         result.warnings.append(f"{root}: no policy files (*.yml, *.yaml) found")
     from orchestrator.policy.crosscheck import cross_check
 
@@ -78,6 +94,7 @@ def load_policies(root: Path, *, strict: bool = True) -> m.PolicySet:
     result.warnings.extend(warnings)
     if problems and strict:
         raise PolicyError(sorted(problems, key=_position_key))
+    result.problems.extend(sorted(problems, key=_position_key))
     return result
 
 

@@ -238,6 +238,7 @@ class PolicySet:
     groups: dict[str, AssetGroup] = field(default_factory=dict)
     waivers: dict[str, Waiver] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list, compare=False)
+    problems: list[str] = field(default_factory=list, compare=False)  # strict=False loads
     # (kind, name) -> document positions, so that later checks can name file:line:col
     positions: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
 

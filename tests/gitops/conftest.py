@@ -1,0 +1,1 @@
+from gitrepo import repo  # noqa: F401 - the fixture
