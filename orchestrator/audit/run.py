@@ -29,9 +29,12 @@ Progress = Callable[[HostAudit, int, int], None]
 
 
 def _host_entry(ctx: RunContext, res: HostAudit, action: str = "audit") -> Entry:
+    """The host's record: its findings, and the actual of every check that passed (so that
+    `plan` can judge a changed baseline from stored results, audit/rejudge.py)."""
     return ctx.entry(action, res.status, host=res.host, group=",".join(res.groups),
                      error=res.error, checks=len(res.checks),
-                     findings=[c.to_json() for c in res.findings])
+                     findings=[c.to_json() for c in res.findings],
+                     passed={c.id: c.actual for c in res.checks if c.status == "pass"})
 
 
 def run_audit(ctx: RunContext, jobs: list[HostJob], *, timeout: float = 60.0,

@@ -193,7 +193,39 @@ def test_audit_records_start_hosts_and_end(lab_fleet, fresh, tmp_path, capsys,
     assert [r["action"] for r in records] == ["audit.start", "audit", "audit.end"]
     assert records[1]["host"] == fresh and records[1]["status"] == "compliant"
     assert records[2]["details"]["compliant"] == 1
+    # every check's actual is kept, so that `plan` can judge a baseline change later
+    passed = records[1]["details"]["passed"]
+    assert len(passed) == records[1]["details"]["checks"] == len(data["hosts"][0]["checks"])
+    assert passed["sysctl:kernel.ostype"] == "Linux"
+    assert passed["package.absent:telnetd"] == "absent"
     assert main(["log", "verify"]) == 0
+
+
+def test_plan_judges_a_baseline_change_from_this_audit(lab_fleet, fresh, tmp_path, capsys,
+                                                       monkeypatch) -> None:
+    """A real audit, then a baseline change in git: plan says which host would newly drift
+    and which checks it cannot judge, without contacting the host."""
+    import subprocess
+
+    cwd = workdir(tmp_path, lab_fleet, [fresh])
+    git = ["git", "-C", str(cwd), "-c", "user.name=t", "-c", "user.email=t@x"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    (cwd / ".gitignore").write_text("state.db*\ncache/\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    code, _data = audit(capsys, cwd, monkeypatch)
+    assert code == 0
+    policy = cwd / "policies" / "lab.yml"
+    policy.write_text(policy.read_text().replace("kernel.ostype: Linux", "kernel.ostype: Hurd"))
+    assert main(["--format", "json", "plan", "--base", "main"]) == 2
+    plan = json.loads(capsys.readouterr()[0])
+    assert plan["impact"]["audit"] == {"hosts": 1, "driftBefore": 0, "driftAfter": 1,
+                                       "newlyDrifting": [fresh], "undetermined": []}
+    policy.write_text(policy.read_text().replace("absent: [telnetd]", "absent: [telnetd, rsh]"))
+    policy.write_text(policy.read_text().replace("kernel.ostype: Hurd", "kernel.ostype: Linux"))
+    assert main(["--format", "json", "plan", "--base", "main"]) == 2
+    plan = json.loads(capsys.readouterr()[0])
+    assert plan["impact"]["audit"]["undetermined"] == [fresh]  # rsh was never checked
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,142 @@
+"""Objects added, removed and changed between two policy sets, field by field.
+
+Objects are matched by kind and name, so a file renamed or split keeps its objects
+unchanged. Fields are compared as written (the YAML values), so a reviewer reads the
+change in the policy's own words: `spec.schedule.cron: "0 22 * * 6" -> "0 23 * * 6"`.
+Lists of plain values (packages, services, groups) show the items added and removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from orchestrator.policy.model import KINDS, PolicySet
+
+MISSING: Any = None  # a field that is not written
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    path: str  # dotted, list items as [i]
+    old: Any = MISSING
+    new: Any = MISSING
+    added: tuple[Any, ...] = ()  # lists of plain values: the items added
+    removed: tuple[Any, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        if self.added or self.removed:
+            return {"path": self.path, "added": [plain(v) for v in self.added],
+                    "removed": [plain(v) for v in self.removed]}
+        return {"path": self.path, "old": plain(self.old), "new": plain(self.new)}
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    kind: str
+    name: str
+    change: str  # added | removed | changed
+    file: str  # where it is written (the head's; the base's for a removed object)
+    fields: tuple[FieldChange, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "change": self.change,
+                "file": self.file, "fields": [f.to_json() for f in self.fields]}
+
+
+def plain(value: Any) -> Any:
+    """A YAML value as JSON: dates as ISO text."""
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def document(ps: PolicySet, kind: str, name: str) -> dict[str, Any]:
+    """The object's document as written (the YAML data), metadata.name left out."""
+    found = ps.positions.get((kind, name))
+    data = found[1].data if found else {}
+    out = dict(data)
+    meta = dict(out.get("metadata") or {})
+    meta.pop("name", None)
+    out["metadata"] = meta
+    return out
+
+
+def where(ps: PolicySet, kind: str, name: str, shown: Callable[[str], str] = str) -> str:
+    """`file:line` of the object's document, the file as `shown` names it."""
+    found = ps.positions.get((kind, name))
+    if not found:
+        return ""
+    file, doc = found
+    return f"{shown(str(file))}:{doc.line}"
+
+
+def object_changes(base: PolicySet, head: PolicySet,
+                   shown: Callable[[str], str] = str) -> list[ObjectChange]:
+    """Every object added, removed or changed, by kind (SPEC order) then name."""
+    out: list[ObjectChange] = []
+
+    def where_(ps: PolicySet, kind: str, name: str) -> str:
+        return where(ps, kind, name, shown)
+
+    for kind in KINDS:
+        old, new = base.by_kind(kind), head.by_kind(kind)
+        for name in sorted(set(old) | set(new)):
+            if name not in old:
+                out.append(ObjectChange(kind, name, "added", where_(head, kind, name)))
+            elif name not in new:
+                out.append(ObjectChange(kind, name, "removed", where_(base, kind, name)))
+            else:
+                fields = tuple(field_changes(document(base, kind, name),
+                                             document(head, kind, name)))
+                if fields:
+                    out.append(ObjectChange(kind, name, "changed", where_(head, kind, name),
+                                            fields))
+    return out
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, date))
+
+
+def field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:
+    if old == new and type(old) is type(new):
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[FieldChange] = []
+        for key in list(old) + [k for k in new if k not in old]:
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in new:
+                out.append(FieldChange(sub, old[key], MISSING))
+            elif key not in old:
+                out.append(FieldChange(sub, MISSING, new[key]))
+            else:
+                out.extend(field_changes(old[key], new[key], sub))
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        if all(_scalar(v) for v in old + new):
+            added = tuple(v for v in new if v not in old)
+            removed = tuple(v for v in old if v not in new)
+            if added or removed:
+                return [FieldChange(path, added=added, removed=removed)]
+            return [FieldChange(path, old, new)]  # the same items, another order
+        if len(old) == len(new):
+            out = []
+            for i, (a, b) in enumerate(zip(old, new, strict=True)):
+                out.extend(field_changes(a, b, f"{path}[{i}]"))
+            return out
+    return [FieldChange(path, old, new)]
+
+
+def changed_names(changes: list[ObjectChange]) -> dict[str, set[str]]:
+    """kind -> names of objects whose content differs (added, removed or changed)."""
+    out: dict[str, set[str]] = {k: set() for k in KINDS}
+    for c in changes:
+        out[c.kind].add(c.name)
+    return out
