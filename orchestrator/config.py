@@ -23,6 +23,18 @@ class SshSettings:
     host_keys: str = "strict"
 
 
+SCHEDULE_FORMATS = ("systemd", "cron")
+SCHEDULE_OUTPUT_DEFAULT = ".orchestrator/schedule"
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """Where `apply` writes the scheduler export, and in which format."""
+
+    format: str = "systemd"
+    output: Path = Path(SCHEDULE_OUTPUT_DEFAULT)
+
+
 @dataclass(frozen=True)
 class Config:
     """Resolved settings. Relative paths are relative to `base_dir` (the config file's folder)."""
@@ -35,6 +47,8 @@ class Config:
     forks: int = 20
     ssh: SshSettings = field(default_factory=SshSettings)
     source: Path | None = None
+    require_applied: bool = False  # changes to hosts only from the revision `apply` marked
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
 
     def with_overrides(self, **values: Any) -> Config:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
@@ -93,7 +107,8 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"{source}: expected a mapping of settings at the top level")
         raw = loaded
-    known = {"policies", "inventory", "playbooks", "state", "forks", "ssh"}
+    known = {"policies", "inventory", "playbooks", "state", "forks", "ssh", "requireApplied",
+             "schedule"}
     unknown = sorted(str(k) for k in set(raw) - known)
     if unknown:
         raise ConfigError(
@@ -153,6 +168,10 @@ def load_config(
                           f"{KNOWN_HOSTS_DEFAULT}")
 
     inv = text("inventory", inventory, None)
+    require_applied = _flag(_env("REQUIRE_APPLIED") if _env("REQUIRE_APPLIED") is not None
+                            else raw.get("requireApplied", False),
+                            "ORCHESTRATOR_REQUIRE_APPLIED" if _env("REQUIRE_APPLIED")
+                            is not None else str(source))
     return Config(
         base_dir=base,
         policies=_path(cwd if policies else base, text("policies", policies, "policies/")),
@@ -164,7 +183,42 @@ def load_config(
         forks=forks,
         ssh=SshSettings(known_hosts=_path(base, known_hosts), host_keys=host_keys),
         source=source,
+        require_applied=require_applied,
+        schedule=_schedule(raw.get("schedule"), base, str(source)),
     )
+
+
+def _flag(value: Any, where: str) -> bool:
+    """requireApplied: a YAML boolean, or true/false/yes/no/1/0 from the environment."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "no", "0", "off"):
+        return False
+    raise ConfigError(f"{where}: requireApplied must be true or false, not {_shown(value)}")
+
+
+def _schedule(raw: Any, base: Path, where: str) -> ScheduleSettings:
+    """schedule: {format: systemd|cron, output: DIR}; ORCHESTRATOR_SCHEDULE_FORMAT and
+    ORCHESTRATOR_SCHEDULE_OUTPUT override."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: schedule must be a mapping with format and output")
+    bad = sorted(str(k) for k in set(raw) - {"format", "output"})
+    if bad:
+        raise ConfigError(f"{where}: unknown schedule setting {bad[0]!r}; expected format or "
+                          "output")
+    fmt = _env("SCHEDULE_FORMAT") or raw.get("format", "systemd")
+    if fmt not in SCHEDULE_FORMATS:
+        raise ConfigError(f"{where}: schedule.format must be systemd or cron, not "
+                          f"{_shown(fmt)}")
+    output = _env("SCHEDULE_OUTPUT") or raw.get("output", SCHEDULE_OUTPUT_DEFAULT)
+    if not isinstance(output, str) or not output.strip():
+        raise ConfigError(f"{where}: schedule.output must be a folder path, not "
+                          f"{_shown(output)}; remove the key to use {SCHEDULE_OUTPUT_DEFAULT}")
+    return ScheduleSettings(format=fmt, output=_path(base, output))
 
 
 _REPR = reprlib.Repr()

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS leases (
     state TEXT NOT NULL DEFAULT 'done'
 );
 CREATE INDEX IF NOT EXISTS records_occurrence ON records(occurrence);
+CREATE INDEX IF NOT EXISTS records_action ON records(action);
 CREATE TABLE IF NOT EXISTS patch_first_seen (
     grp TEXT NOT NULL,
     host TEXT NOT NULL,
@@ -191,11 +192,12 @@ class SqliteStore(ChangeLogStore):
                 seq, prev = seq + 1, rec.hash
         return out
 
-    def records(self, flt: LogFilter | None = None) -> Iterator[Record]:
+    def records(self, flt: LogFilter | None = None, *, newest_first: bool = False,
+                limit: int | None = None) -> Iterator[Record]:
         flt = flt or LogFilter()
         where, args = [], []
         for column, value in (("host", flt.host), ("run", flt.run), ("action", flt.action),
-                              ("occurrence", flt.occurrence)):
+                              ("occurrence", flt.occurrence), ("status", flt.status)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
@@ -205,13 +207,18 @@ class SqliteStore(ChangeLogStore):
         sql = f"SELECT {COLUMNS} FROM records"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq"
+        sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         try:
             cur = self._conn.execute(sql, args)
             for row in cur:
                 yield _row_to_record(row, self.path)
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
+
+    def latest(self, flt: LogFilter) -> Record | None:
+        return next(self.records(flt, newest_first=True, limit=1), None)
 
     def acquire_lease(self, key: str, holder: str, until: datetime,
                       now: datetime | None = None, *, owner: LeaseOwner | None = None,

@@ -17,6 +17,7 @@ class LogFilter:
     since: str | None = None  # ISO 8601 UTC, compared with record time
     action: str | None = None
     occurrence: str | None = None
+    status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,13 @@ class ChangeLogStore(ABC):
     @abstractmethod
     def records(self, flt: LogFilter | None = None) -> Iterator[Record]:
         """Records in seq order, filtered."""
+
+    def latest(self, flt: LogFilter) -> Record | None:
+        """The last record matching `flt` (backends answer from an index)."""
+        found = None
+        for found in self.records(flt):  # noqa: B007 - the last one is wanted
+            pass
+        return found
 
     @abstractmethod
     def acquire_lease(self, key: str, holder: str, until: datetime,

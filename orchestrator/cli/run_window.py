@@ -45,6 +45,10 @@ def run_window_cmd(
     instant = _instant("--at", at) if at else None
     policies = a.policies
     rc = a.run_context()
+    if a.config.require_applied and not dry_run:
+        from orchestrator.gitops.applied import require_applied
+
+        require_applied(rc, doing="run-window", window=window)
 
     def inventory() -> Inventory:
         inv = a.inventory()

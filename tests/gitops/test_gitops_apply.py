@@ -1,0 +1,168 @@
+"""`apply`: validate, record `policy.apply`, export the schedule, mark the revision; and
+`requireApplied`: hosts are changed only from the applied revision."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from gitrepo import GitRepo, policy_repo, records, run
+
+from orchestrator.changelog.sqlite import SqliteStore
+from orchestrator.gitops.applied import applied_commit
+
+SCHEDULE = ".orchestrator/schedule"
+
+
+def _applied(repo: GitRepo) -> str | None:
+    store = SqliteStore(repo.root / ".orchestrator" / "state.db")
+    try:
+        return applied_commit(store)
+    finally:
+        store.close()
+
+
+def test_apply_records_the_commit_and_writes_the_schedule(repo: GitRepo, capsys) -> None:
+    first = repo.git("rev-parse", "HEAD")
+    code, out, err = run(capsys, "apply")
+    assert code == 0, err
+    assert f"applied {first[:12]} (HEAD), the first applied" in out
+    files = sorted(p.name for p in (repo.root / SCHEDULE).iterdir())
+    assert files == [f"orchestrator-window-{w}.{k}" for w in
+                     ("canary-wednesday", "patch-saturday", "windows-sunday")
+                     for k in ("service", "timer")]
+    # a change merged: the window goes, its scheduler files go with it
+    repo.edit("policies/groups/groups.yml", "windows: [canary-wednesday]", "windows: []")
+    text = repo.read("policies/windows/windows.yml")
+    start = text.index("apiVersion: orchestrator/v1\nkind: Window\nmetadata:\n  name: canary")
+    end = text.index("---", start)
+    repo.write("policies/windows/windows.yml", text[:start] + text[end + 4:])
+    second = repo.commit("Retire the canary window\n\nThe canary ring now follows Saturday.")
+    code, out, err = run(capsys, "--format", "json", "apply", "--revision", "main")
+    assert code == 0, err
+    done = json.loads(out)
+    assert done["commit"] == second and done["previous"] == first
+    assert done["summary"]["objects"] == {"added": 0, "removed": 1, "changed": 1}
+    assert not (repo.root / SCHEDULE / "orchestrator-window-canary-wednesday.timer").exists()
+    assert (repo.root / SCHEDULE / "orchestrator-window-patch-saturday.timer").exists()
+    recs = records(capsys, "--action", "policy.apply")
+    assert [(r["status"], r["details"]["commit"]) for r in recs] == [
+        ("applied", first), ("applied", second)]
+    d = recs[1]["details"]
+    assert d["author"] == "Alice Author <alice@example.org>"
+    assert d["committer"] == "Carl Committer <carl@example.org>"
+    assert d["message"] == "Retire the canary window\n\nThe canary ring now follows Saturday."
+    assert d["previous"] == first and d["ref"] == "main" and d["path"] == "policies"
+    assert d["plan"]["objects"] == {"added": 0, "removed": 1, "changed": 1}
+    assert recs[1]["policyRevision"] == second and recs[1]["actor"] == "pipeline@ci"
+    assert _applied(repo) == second
+    assert run(capsys, "log", "verify")[0] == 0
+
+
+def test_apply_reads_the_commit_not_the_work_tree(repo: GitRepo, capsys) -> None:
+    repo.edit("policies/windows/windows.yml", "duration: 4h", "duration: nonsense")
+    code, _, err = run(capsys, "apply")  # HEAD is valid; the broken edit is not committed
+    assert code == 0, err
+    timer = (repo.root / SCHEDULE / "orchestrator-window-patch-saturday.timer").read_text()
+    assert "OnCalendar=" in timer
+
+
+def test_an_invalid_revision_is_recorded_and_not_marked(repo: GitRepo, capsys) -> None:
+    assert run(capsys, "apply")[0] == 0
+    good = repo.git("rev-parse", "HEAD")
+    repo.edit("policies/windows/windows.yml", "duration: 4h", "duration: nonsense")
+    bad = repo.commit("broken")
+    code, out, err = run(capsys, "apply")
+    assert code == 1 and err.startswith("HEAD:policies/windows/windows.yml:12:")
+    recs = records(capsys, "--action", "policy.apply")
+    assert [(r["status"], r["details"]["commit"]) for r in recs] == [
+        ("applied", good), ("invalid", bad)]
+    assert _applied(repo) == good
+
+
+def test_an_unwritable_schedule_folder_marks_nothing(repo: GitRepo, capsys) -> None:
+    (repo.root / ".orchestrator").mkdir(mode=0o700)
+    (repo.root / SCHEDULE).write_text("a file where the folder should be\n")
+    code, _, err = run(capsys, "apply")
+    assert code == 1 and "cannot write the scheduler export" in err
+    assert "schedule.output" in err and len(err.strip().splitlines()) == 1
+    assert [r["status"] for r in records(capsys, "--action", "policy.apply")] == ["failed"]
+    assert _applied(repo) is None
+
+
+def test_cron_export_to_a_configured_folder(repo: GitRepo, capsys, tmp_path: Path) -> None:
+    out_dir = tmp_path / "cron.d"
+    repo.write("orchestrator.yml", repo.read("orchestrator.yml")
+               + f"schedule: {{format: cron, output: {out_dir}}}\n")
+    repo.commit("cron")
+    assert run(capsys, "apply")[0] == 0
+    crontab = (out_dir / "orchestrator-windows.crontab").read_text()
+    assert "run-window patch-saturday" in crontab and oct((out_dir / "orchestrator-windows"
+                                                           ".crontab").stat().st_mode)[-3:] \
+        == "644"
+
+
+@pytest.mark.parametrize("setting", ["schedule: {format: launchd}", "schedule: [x]",
+                                     "requireApplied: maybe"])
+def test_bad_settings_are_one_line_errors(repo: GitRepo, capsys, setting: str) -> None:
+    repo.write("orchestrator.yml", repo.read("orchestrator.yml") + setting + "\n")
+    code, _, err = run(capsys, "apply")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "orchestrator.yml" in err
+
+
+# ------------------------------------------------------------------------- requireApplied
+@pytest.fixture
+def guarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
+    r = policy_repo(tmp_path / "guarded", require_applied=True)
+    monkeypatch.chdir(r.root)
+    monkeypatch.setenv("ORCHESTRATOR_ACTOR", "cron@scheduler")
+    return r
+
+
+ACTS = [("run-window", "patch-saturday"), ("patch", "apply", "--group", "web"),
+        ("firmware", "apply", "--group", "web")]
+
+
+@pytest.mark.parametrize("act", ACTS, ids=lambda a: " ".join(a[:2]))
+def test_acting_commands_refuse_a_revision_not_applied(guarded: GitRepo, capsys,
+                                                       act: tuple[str, ...]) -> None:
+    code, _, err = run(capsys, *act)
+    assert code == 1 and "no policy revision has been applied yet" in err
+    assert run(capsys, "apply")[0] == 0
+    applied = guarded.git("rev-parse", "HEAD")
+    guarded.edit("policies/windows/windows.yml", "duration: 4h", "duration: 5h")  # dirty
+    code, _, err = run(capsys, *act)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert f"{applied[:12]}+dirty (uncommitted changes), not the applied revision " \
+        f"{applied[:12]}" in err
+    guarded.commit("unreviewed")  # another commit, on main but never applied
+    code, _, err = run(capsys, *act)
+    assert code == 1 and "(another commit), not the applied revision" in err
+    skips = [r for r in records(capsys) if r["action"] == "skip"]
+    assert [s["status"] for s in skips] == ["not-applied"] * 3
+    assert skips[-1]["details"]["applied"] == applied
+    assert skips[-1]["details"]["step"] == ("run-window" if act[0] == "run-window"
+                                            else " ".join(act[:2]))
+    # back at the applied revision the guard lets it through (the window is closed now)
+    guarded.git("reset", "-q", "--hard", applied)
+    code, _, err = run(capsys, *act)
+    assert "not the applied revision" not in err and code in (0, 3), err
+
+
+def test_reads_and_dry_runs_are_not_guarded(guarded: GitRepo, capsys) -> None:
+    guarded.edit("policies/windows/windows.yml", "duration: 4h", "duration: 5h")
+    assert run(capsys, "validate")[0] == 0
+    assert run(capsys, "plan", "--base", "main")[0] == 2
+    code, out, err = run(capsys, "run-window", "patch-saturday", "--dry-run")
+    assert "not the applied revision" not in err and "not-applied" not in out
+    code, _, err = run(capsys, "patch", "apply", "--group", "web", "--check")
+    assert "applied" not in err
+
+
+def test_require_applied_from_the_environment(repo: GitRepo, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_REQUIRE_APPLIED", "true")
+    code, _, err = run(capsys, "run-window", "patch-saturday")
+    assert code == 1 and "requireApplied is on" in err
+    monkeypatch.setenv("ORCHESTRATOR_REQUIRE_APPLIED", "false")
+    assert run(capsys, "run-window", "patch-saturday")[0] == 3  # closed: not refused
