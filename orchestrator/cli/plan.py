@@ -32,6 +32,7 @@ def plan(ctx: click.Context, base: str, head: str | None, fmt: str | None,
     from orchestrator.gitops.plan import Side, make_plan
     from orchestrator.patching.scan import canary_evidence
     from orchestrator.policy.gitsource import FolderMissing, load_revision, resolve, work_tree
+    from orchestrator.policy.loader import ParsedTexts, load_policies
     from orchestrator.policy.model import PolicySet
     from orchestrator.reporting.plan_markdown import plan_markdown
     from orchestrator.reporting.plan_text import plan_text
@@ -42,18 +43,19 @@ def plan(ctx: click.Context, base: str, head: str | None, fmt: str | None,
     policies = a.config.policies
     top, _prefix = work_tree(policies)
     base_rev = resolve(policies, base)
+    memo = ParsedTexts()  # a file both revisions hold is parsed once
     try:
-        base_ps = load_revision(base_rev, strict=False)
+        base_ps = load_revision(base_rev, strict=False, memo=memo)
         base_side = Side(base_rev.label, base_rev.commit, tuple(base_ps.problems))
     except FolderMissing as exc:
         base_ps = PolicySet(root=policies)
         base_side = Side(base_rev.label, base_rev.commit, (exc.message,))
     if head is not None:
         head_rev = resolve(policies, head)
-        head_ps = load_revision(head_rev)
+        head_ps = load_revision(head_rev, memo=memo)
         head_side = Side(head_rev.label, head_rev.commit)
     else:
-        head_ps = a.policies
+        head_ps = load_policies(policies, memo=memo)
         head_side = Side("work tree", None)
     inventory = a.inventory() if a.config.inventory is not None else None
     store = None

@@ -10,6 +10,7 @@ distinct group combinations.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,17 @@ class Membership:
                 self.by_group.setdefault(g, set()).add(name)
         self._memo: dict[tuple[tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
 
+    def _starting(self, pattern: str) -> list[str]:
+        """The names that begin with the pattern's literal head (before any * ? or [): the
+        only ones it can match, found by bisection in the sorted names."""
+        cut = min((i for i, ch in enumerate(pattern) if ch in "*?["), default=len(pattern))
+        head = pattern[:cut]
+        if not head:
+            return self.names
+        lo = bisect.bisect_left(self.names, head)
+        hi = bisect.bisect_left(self.names, head + "\U0010ffff", lo)
+        return self.names[lo:hi]
+
     def members(self, group: AssetGroup) -> frozenset[str]:
         key = (group.inventory_groups, group.patterns)
         found = self._memo.get(key)
@@ -52,7 +64,7 @@ class Membership:
             for g in group.inventory_groups:
                 hosts |= self.by_group.get(g, set())
             for pattern in group.patterns:
-                hosts.update(fnmatch.filter(self.names, pattern))
+                hosts.update(fnmatch.filter(self._starting(pattern), pattern))
             found = self._memo[key] = frozenset(hosts)
         return found
 

@@ -84,7 +84,7 @@ def _parse(source: Path) -> tuple[dict[str, HostData], frozenset[str]]:
         with contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise):
             loader = DataLoader()
             vault_secrets(loader)
-            manager = InventoryManager(loader=loader, sources=[str(source)])
+            manager = _yaml_first(InventoryManager)(loader=loader, sources=[str(source)])
             variables = VariableManager(loader=loader, inventory=manager)
             hosts: dict[str, HostData] = {}
             for h in manager.get_hosts():
@@ -104,6 +104,28 @@ def _parse(source: Path) -> tuple[dict[str, HostData], frozenset[str]]:
         raise InventoryError(f"{source}: cannot parse inventory: {first}{hint}; "
                              "check it with ansible-inventory --list") from None
     return hosts, group_names
+
+
+def _yaml_first(manager_class: type) -> type:
+    """InventoryManager trying the `yaml` plugin before `auto` when the enabled plugins are
+    Ansible's default: `auto` parses a whole YAML file only to find it is not a plugin
+    configuration, then `yaml` parses it again (5,000 hosts: 2 s of 5 s). A plugin
+    configuration is still declined by `yaml` (it has a `plugin:` key) and read by `auto`.
+    A configured plugin list (ansible.cfg, ANSIBLE_INVENTORY_ENABLED) is left as it is."""
+    from ansible import constants as C
+
+    class YamlFirst(manager_class):  # type: ignore[misc, valid-type]
+        def _fetch_inventory_plugins(self) -> list:
+            plugins = super()._fetch_inventory_plugins()
+            _value, origin = C.config.get_config_value_and_origin("INVENTORY_ENABLED")
+            names = [getattr(p, "NAME", "") for p in plugins]
+            if origin == "default" and "auto" in names and "yaml" in names \
+                    and names.index("auto") < names.index("yaml"):
+                auto = plugins.pop(names.index("auto"))
+                plugins.insert(names.index("yaml"), auto)  # just after yaml
+            return plugins
+
+    return YamlFirst
 
 
 def _untrusted_template(value: object) -> bool:

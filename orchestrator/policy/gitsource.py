@@ -23,6 +23,7 @@ from pathlib import Path
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.policy.files import SUFFIXES, UnreadableFile, policy_text
+from orchestrator.policy.loader import ParsedTexts, load_policy_texts
 from orchestrator.policy.model import PolicySet
 
 GIT_TIMEOUT = 60.0
@@ -308,10 +309,10 @@ def commit_info(rev: Revision) -> dict[str, str]:
             "committer": committer, "committed": committed, "message": message.strip()}
 
 
-def load_revision(rev: Revision, *, strict: bool = True) -> PolicySet:
+def load_revision(rev: Revision, *, strict: bool = True,
+                  memo: ParsedTexts | None = None) -> PolicySet:
     """The revision's policies, loaded and checked as the folder's are (`strict`: raise
     PolicyError listing every problem; else keep them in `problems`)."""
-    from orchestrator.policy.loader import load_policy_texts
 
     found = read_revision(rev)
 
@@ -324,4 +325,4 @@ def load_revision(rev: Revision, *, strict: bool = True) -> PolicySet:
 
     return load_policy_texts(Path(f"{rev.label}:{rev.prefix or '.'}"), texts(),
                              list(found.problems), strict=strict,
-                             empty=not found.files and not found.problems)
+                             empty=not found.files and not found.problems, memo=memo)

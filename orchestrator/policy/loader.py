@@ -45,7 +45,25 @@ def _label(data: Any) -> str:
     return f"{label}: "
 
 
-def load_policies(root: Path, *, strict: bool = True) -> m.PolicySet:
+class ParsedTexts:
+    """Each text's documents with their schema verdicts, kept while loads share it: two
+    revisions loaded with one (plan) parse and check a file they both hold once."""
+
+    def __init__(self) -> None:
+        self._by_text: dict[str, list[tuple[Document, list]]] = {}
+
+    def documents(self, text: str) -> list[tuple[Document, list]]:
+        """The non-empty documents of `text` and their schema problems; raises YamlProblem."""
+        found = self._by_text.get(text)
+        if found is None:
+            found = [(d, schema_problems(d.data) if isinstance(d.data, dict) else [])
+                     for d in load_documents(text) if d.data is not None]
+            self._by_text[text] = found
+        return found
+
+
+def load_policies(root: Path, *, strict: bool = True,
+                  memo: ParsedTexts | None = None) -> m.PolicySet:
     """Load and check every document. Raises PolicyError listing every problem found."""
     root = Path(root)
     found = find_policy_files(root)
@@ -58,14 +76,14 @@ def load_policies(root: Path, *, strict: bool = True) -> m.PolicySet:
                 yield file, exc
 
     return load_policy_texts(root, texts(), list(found.problems), strict=strict,
-                             empty=not found.files and not found.problems)
+                             empty=not found.files and not found.problems, memo=memo)
 
 
 def load_policy_texts(root: Path, texts: Iterable[tuple[Path, str | UnreadableFile]],
-                      problems: list[str], *, strict: bool = True,
-                      empty: bool = False) -> m.PolicySet:
+                      problems: list[str], *, strict: bool = True, empty: bool = False,
+                      memo: ParsedTexts | None = None) -> m.PolicySet:
     """Load documents from (file name, text) pairs: the folder walk's, or a git commit's.
-    `problems`: what finding the files already reported."""
+    `problems`: what finding the files already reported; `memo`: parses to share."""
     result = m.PolicySet(root=root)
     failed: set[tuple[str, str]] = set()  # documents that did not load, by (kind, name)
     first_seen: dict[tuple[str, str], str] = {}
@@ -74,14 +92,12 @@ def load_policy_texts(root: Path, texts: Iterable[tuple[Path, str | UnreadableFi
             problems.append(text.line)
             continue
         try:
-            docs = list(load_documents(text))
+            docs = (memo or ParsedTexts()).documents(text)
         except YamlProblem as exc:
             problems.append(f"{file}:{exc.line}:{exc.column}: {exc.message}")
             continue
-        for doc in docs:
-            if doc.data is None:
-                continue
-            bad = _load_document(file, doc, result, first_seen)
+        for doc, schema in docs:
+            bad = _load_document(file, doc, result, first_seen, schema)
             if bad:
                 problems.extend(bad)
                 failed.add(_identity(doc.data))
@@ -99,12 +115,11 @@ def load_policy_texts(root: Path, texts: Iterable[tuple[Path, str | UnreadableFi
 
 
 def _load_document(file: Path, doc: Document, result: m.PolicySet,
-                   first_seen: dict[tuple[str, str], str]) -> list[str]:
+                   first_seen: dict[tuple[str, str], str], found: list) -> list[str]:
     label = _label(doc.data)
     if not isinstance(doc.data, dict):
         return [f"{file}:{doc.line}:{doc.column}: expected a policy document (a mapping with "
                 "apiVersion, kind, metadata, spec)"]
-    found = schema_problems(doc.data)
     if found:
         out = []
         for path, at_key, message in found:
