@@ -58,6 +58,12 @@ RULES = [
     # policy and windows are pure: no hosts, no state store
     ("policy", ("orchestrator.transports", "orchestrator.changelog", "orchestrator.audit")),
     ("windows", ("orchestrator.transports", "orchestrator.changelog", "orchestrator.audit")),
+    # plan judges from git objects and stored results: it never reaches a host or runs Ansible
+    ("gitops", ("orchestrator.transports", "orchestrator.execution", "orchestrator.hostfacts",
+                "orchestrator.hostpool", "paramiko", "winrm", "ansible_runner")),
+    # only the CLI decides to plan or apply (reporting shows a plan); nothing else imports gitops
+    *[(p, ("orchestrator.gitops",)) for p in packages()
+      if p not in ("cli", "gitops", "reporting")],
 ]
 
 
