@@ -9,19 +9,32 @@ undetermined until the next audit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+Judge = Callable[[Any, Any], "bool | None"]
 
 
 def rejudge(check_id: str, expected: Any, actual: Any) -> bool | None:
     """True: passes, False: drifts, None: the recorded actual cannot tell."""
-    kind = check_id.partition(":")[0]
+    return judge_with(judge_for(check_id), expected, actual)
+
+
+def judge_for(check_id: str) -> Judge | None:
+    """The judge of a check id's kind (None: a kind a recorded actual never settles)."""
+    return _JUDGES.get(check_id.partition(":")[0])
+
+
+def judge_with(judge: Judge | None, expected: Any, actual: Any) -> bool | None:
+    if judge is None:
+        return None
     try:
-        return _JUDGES[kind](expected, actual) if kind in _JUDGES else None
+        return judge(expected, actual)
     except (TypeError, ValueError, KeyError, AttributeError):
         return None
 
 
-def _service(state: str):  # type: ignore[no-untyped-def]
+def _service(state: str) -> Judge:
     def judge(_expected: Any, actual: Any) -> bool | None:
         if actual == "not installed":
             return state in ("stopped", "disabled")
@@ -55,7 +68,7 @@ def _registry(expected: Any, actual: Any) -> bool | None:
     return str(actual) == str(expected)
 
 
-_JUDGES = {
+_JUDGES: dict[str, Judge] = {
     "package.installed": lambda _e, a: a != "absent",
     "package.absent": lambda _e, a: a == "absent",
     "service.running": _service("running"),

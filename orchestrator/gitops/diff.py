@@ -8,6 +8,8 @@ Lists of plain values (packages, services, groups) show the items added and remo
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -105,6 +107,32 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool, date))
 
 
+def _key(value: Any) -> str:
+    """A value as comparable text (lists of mappings are compared item by item)."""
+    return json.dumps(plain(value), sort_keys=True, ensure_ascii=False)
+
+
+def _list_change(old: list, new: list, path: str) -> list[FieldChange]:
+    """Items added and removed (as many times as they occur), in their order; the same
+    items in another order are one whole-value change."""
+    old_keys, new_keys = Counter(map(_key, old)), Counter(map(_key, new))
+    if old_keys == new_keys:
+        return [FieldChange(path, old, new)]
+    gone, came = old_keys - new_keys, new_keys - old_keys
+    added, removed = [], []
+    for v in new:
+        k = _key(v)
+        if came[k] > 0:
+            came[k] -= 1
+            added.append(v)
+    for v in old:
+        k = _key(v)
+        if gone[k] > 0:
+            gone[k] -= 1
+            removed.append(v)
+    return [FieldChange(path, added=tuple(added), removed=tuple(removed))]
+
+
 def field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:
     if old == new and type(old) is type(new):
         return []
@@ -120,23 +148,21 @@ def field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:
                 out.extend(field_changes(old[key], new[key], sub))
         return out
     if isinstance(old, list) and isinstance(new, list):
-        if all(_scalar(v) for v in old + new):
-            added = tuple(v for v in new if v not in old)
-            removed = tuple(v for v in old if v not in new)
-            if added or removed:
-                return [FieldChange(path, added=added, removed=removed)]
-            return [FieldChange(path, old, new)]  # the same items, another order
-        if len(old) == len(new):
+        if len(old) == len(new) and not all(_scalar(v) for v in old + new):
+            # the same number of rules or file entries: field by field, item by item
             out = []
             for i, (a, b) in enumerate(zip(old, new, strict=True)):
                 out.extend(field_changes(a, b, f"{path}[{i}]"))
             return out
+        return _list_change(old, new, path)
     return [FieldChange(path, old, new)]
 
 
 def changed_names(changes: list[ObjectChange]) -> dict[str, set[str]]:
-    """kind -> names of objects whose content differs (added, removed or changed)."""
+    """kind -> names of objects that govern hosts differently: added, removed, or changed
+    beyond their metadata (a new description changes no host)."""
     out: dict[str, set[str]] = {k: set() for k in KINDS}
     for c in changes:
-        out[c.kind].add(c.name)
+        if c.change != "changed" or any(not f.path.startswith("metadata.") for f in c.fields):
+            out[c.kind].add(c.name)
     return out

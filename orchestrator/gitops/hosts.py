@@ -44,6 +44,7 @@ class Membership:
             for g in host.groups:
                 self.by_group.setdefault(g, set()).add(name)
         self._memo: dict[tuple[tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
+        self.groups_of: dict[int, tuple[PolicySet, dict[str, frozenset[str]]]] = {}
 
     def _starting(self, pattern: str) -> list[str]:
         """The names that begin with the pattern's literal head (before any * ? or [): the
@@ -52,9 +53,17 @@ class Membership:
         head = pattern[:cut]
         if not head:
             return self.names
-        lo = bisect.bisect_left(self.names, head)
-        hi = bisect.bisect_left(self.names, head + "\U0010ffff", lo)
+        lo = hi = bisect.bisect_left(self.names, head)
+        while hi < len(self.names) and self.names[hi].startswith(head):
+            hi += 1
         return self.names[lo:hi]
+
+    def matching(self, patterns: tuple[str, ...]) -> frozenset[str]:
+        """Host names matching any of the fnmatch patterns (case-sensitive)."""
+        hosts: set[str] = set()
+        for pattern in patterns:
+            hosts.update(n for n in self._starting(pattern) if fnmatch.fnmatchcase(n, pattern))
+        return frozenset(hosts)
 
     def members(self, group: AssetGroup) -> frozenset[str]:
         key = (group.inventory_groups, group.patterns)
@@ -63,27 +72,34 @@ class Membership:
             hosts: set[str] = set()
             for g in group.inventory_groups:
                 hosts |= self.by_group.get(g, set())
-            for pattern in group.patterns:
-                hosts.update(fnmatch.filter(self._starting(pattern), pattern))
-            found = self._memo[key] = frozenset(hosts)
+            found = self._memo[key] = frozenset(hosts | self.matching(group.patterns))
         return found
 
 
 def host_groups(ps: PolicySet, members: Membership) -> dict[str, frozenset[str]]:
-    """host -> the asset groups it belongs to (hosts in none are left out)."""
+    """host -> the asset groups it belongs to (hosts in none are left out); kept by the
+    Membership for each policy set."""
+    found = members.groups_of.get(id(ps))
+    if found is not None and found[0] is ps:
+        return found[1]
     out: dict[str, set[str]] = {}
     for name, group in ps.groups.items():
         for host in members.members(group):
             out.setdefault(host, set()).add(name)
-    return {h: frozenset(g) for h, g in out.items()}
+    result = {h: frozenset(g) for h, g in out.items()}
+    members.groups_of[id(ps)] = (ps, result)
+    return result
 
 
-def _governed(ps: PolicySet, groups: frozenset[str]) -> dict[str, dict[str, set[str]]]:
-    """category -> kind -> the names of the objects governing a host of `groups`."""
+def _governed(ps: PolicySet, groups: frozenset[str], platform: str
+              ) -> dict[str, dict[str, set[str]]]:
+    """category -> kind -> the names of the objects governing a host of `groups` (baselines
+    of its platform only: a Windows baseline does not govern a Linux host)."""
     gs = [ps.groups[g] for g in sorted(groups)]
     freezes = {f.name for f in ps.freezes.values() if any(f.applies_to(g) for g in groups)}
     return {
-        "baselines": {"Baseline": {b for g in gs for b in g.baselines}},
+        "baselines": {"Baseline": {b for g in gs for b in g.baselines
+                                   if b in ps.baselines and ps.baselines[b].platform == platform}},
         "patchPolicy": {"PatchPolicy": {g.patch_policy for g in gs if g.patch_policy}},
         "firmwarePolicy": {"FirmwarePolicy": {g.firmware_policy for g in gs
                                               if g.firmware_policy}},
@@ -92,19 +108,21 @@ def _governed(ps: PolicySet, groups: frozenset[str]) -> dict[str, dict[str, set[
 
 
 def host_changes(base: PolicySet, head: PolicySet, inv: Inventory,
-                 changed: dict[str, set[str]]) -> list[HostChange]:
+                 changed: dict[str, set[str]],
+                 members: Membership | None = None) -> list[HostChange]:
     """Every host of the inventory whose governing objects change, by name."""
-    members = Membership(inv)
+    members = members or Membership(inv)
     before, after = host_groups(base, members), host_groups(head, members)
-    memo: dict[tuple[frozenset[str], frozenset[str]], tuple[str, ...]] = {}
+    memo: dict[tuple[frozenset[str], frozenset[str], str], tuple[str, ...]] = {}
     out: list[HostChange] = []
     empty: frozenset[str] = frozenset()
     for host in sorted(set(before) | set(after)):
         old, new = before.get(host, empty), after.get(host, empty)
-        key = (old, new)
+        platform = inv.hosts[host].platform
+        key = (old, new, platform)
         cats = memo.get(key)
         if cats is None:
-            cats = memo[key] = _categories(base, head, old, new, changed)
+            cats = memo[key] = _categories(base, head, old, new, changed, platform)
         if cats or old != new:
             out.append(HostChange(host, tuple(sorted(new - old)), tuple(sorted(old - new)),
                                   cats))
@@ -112,8 +130,8 @@ def host_changes(base: PolicySet, head: PolicySet, inv: Inventory,
 
 
 def _categories(base: PolicySet, head: PolicySet, old: frozenset[str], new: frozenset[str],
-                changed: dict[str, set[str]]) -> tuple[str, ...]:
-    was, now = _governed(base, old), _governed(head, new)
+                changed: dict[str, set[str]], platform: str) -> tuple[str, ...]:
+    was, now = _governed(base, old, platform), _governed(head, new, platform)
     out = []
     for cat in CATEGORIES:
         for kind, names in now[cat].items():

@@ -17,7 +17,7 @@ from orchestrator.gitops.exemptions import (
     freeze_changes,
     waiver_changes,
 )
-from orchestrator.gitops.hosts import CATEGORIES, HostChange, host_changes
+from orchestrator.gitops.hosts import CATEGORIES, HostChange, Membership, host_changes
 from orchestrator.gitops.impact import Evidence, Impact, stored_impact
 from orchestrator.gitops.timing import HORIZON, OccurrenceChange, occurrence_changes
 from orchestrator.inventory.model import Inventory
@@ -100,16 +100,17 @@ def make_plan(base: PolicySet, head: PolicySet, *, base_side: Side, head_side: S
     plan = Plan(base_side, head_side, now)
     plan.objects = object_changes(base, head, shown)
     changed = changed_names(plan.objects)
+    members = Membership(inventory) if inventory is not None else None
     if inventory is not None:
-        plan.hosts = host_changes(base, head, inventory, changed)
+        plan.hosts = host_changes(base, head, inventory, changed, members)
     else:
         plan.notes.append("no inventory configured: hosts affected not resolved")
     plan.occurrences = occurrence_changes(base, head, changed, now)
     plan.freezes = freeze_changes(base, head)
     plan.waivers = waiver_changes(base, head, now.date())
     if store is not None and inventory is not None and plan.changed:
-        impact = stored_impact(base, head, inventory, store, now, evidence)
-        if impact.audited or impact.scanned or impact.note:
+        impact = stored_impact(base, head, inventory, store, now, changed, evidence, members)
+        if impact.audited or impact.scanned:
             plan.impact = impact
         else:
             plan.notes.append(f"no audit or patch scan results since {impact.since[:10]} in "

@@ -217,14 +217,14 @@ def judge_host(ctx: RunContext, ps: PolicySet, job: ScanJob, listing: HostListin
         evidence = canary(policy, u) if policy.promotion is not None else None
         scan.patches.append(PatchFinding(u, first, decide(policy, u, first_seen=first,
                                                           today=today, promotion=evidence)))
-    scan.thresholds = _age_thresholds(ps, job, scan.patches)
+    scan.thresholds = age_thresholds(ps, job, scan.patches)
     overdue = any(p.decision.overdue for p in scan.patches)
     if overdue or any(t["status"] == "drift" for t in scan.thresholds):
         scan.status = "overdue"
     return scan
 
 
-def _age_thresholds(ps: PolicySet, job: ScanJob, patches: list[PatchFinding]
+def age_thresholds(ps: PolicySet, job: ScanJob, patches: list[PatchFinding]
                     ) -> list[dict[str, Any]]:
     """threshold.pendingPatchAgeDays of the group's baselines (for this platform): no pending
     update that is not rejected may be older than max days (age from release, else first

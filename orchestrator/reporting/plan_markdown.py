@@ -17,7 +17,8 @@ from orchestrator.reporting.plan_common import field_line, host_groups
 # (#), maths ($) or an autolink (www., http:), written as numeric entities
 _SPECIAL = set("\\`*_[]<>#!|~&$:.@")
 MARK = "<!-- orchestrator-plan -->"  # lets a pipeline find and update its own comment
-MOST_HOST_NAMES = 1000  # a comment is limited in size (GitHub: 65,536 characters)
+MOST_HOST_NAMES = 1000
+LIMIT = 60_000  # a comment is limited in size (GitHub: 65,536 characters)
 
 
 def esc(text: object) -> str:
@@ -29,8 +30,8 @@ def esc(text: object) -> str:
             out.append(f"&#{ord(ch)};")
         elif ch in "\r\n\t":
             out.append(" ")
-        elif not ch.isprintable():
-            out.append(f"&#{ord(ch)};" if ord(ch) > 0x9F else "")
+        elif not ch.isprintable():  # controls, bidi overrides, zero-width: shown, not obeyed
+            out.append(f"U+{ord(ch):04X}")
         else:
             out.append(ch)
     return "".join(out)
@@ -44,7 +45,7 @@ def _details(summary: str, body: list[str]) -> list[str]:
     return ["<details>", f"<summary>{summary}</summary>", "", *body, "", "</details>", ""]
 
 
-def plan_markdown(plan: Plan) -> str:
+def _render(plan: Plan, most_hosts: int, most_fields: int | None) -> str:
     s = plan.summary()
     base = plan.base.commit[:12] if plan.base.commit else esc(plan.base.label)
     head = plan.head.commit[:12] if plan.head.commit else esc(plan.head.label)
@@ -84,10 +85,13 @@ def plan_markdown(plan: Plan) -> str:
         body = []
         for c in plan.objects:
             body.append(f"- **{c.change}** {code(f'{c.kind}/{c.name}')} in {code(c.file)}")
-            body += [f"  - {code(field_line(fc))}" for fc in c.fields]
+            shown = c.fields if most_fields is None else c.fields[:most_fields]
+            body += [f"  - {code(field_line(fc))}" for fc in shown]
+            if len(shown) < len(c.fields):
+                body.append(f"  - and {len(c.fields) - len(shown)} more field(s)")
         out += _details(f"Objects ({len(plan.objects)})", body)
     if plan.hosts:
-        lines, left = [], MOST_HOST_NAMES
+        lines, left = [], most_hosts
         for what, hosts in host_groups(plan.hosts):
             shown = ", ".join(code(x) for x in hosts[:max(left, 0)])
             if len(hosts) > left:
@@ -129,3 +133,17 @@ def plan_markdown(plan: Plan) -> str:
         out += _details(f"Hosts judged from stored results since {esc(i.since[:10])}", lines)
     out += [f"<sub>{esc(n)}</sub>" for n in plan.notes]
     return "\n".join(out).rstrip() + "\n"
+
+
+def plan_markdown(plan: Plan, limit: int = LIMIT) -> str:
+    """The comment, at most `limit` characters: with fewer host names, then fewer fields,
+    then none, until it fits; as a last resort cut at a line, every block closed."""
+    for most_hosts, most_fields in ((MOST_HOST_NAMES, None), (200, 20), (0, 5), (0, 0)):
+        text = _render(plan, most_hosts, most_fields)
+        if len(text) <= limit:
+            return text
+    note = "\n*Cut to fit a comment; `orchestrator plan --format json` has all of it.*\n"
+    cut = text[:limit - len(note) - 200]
+    cut = cut[:cut.rfind("\n") + 1]
+    opened = cut.count("<details>") - cut.count("</details>")
+    return cut + "\n</details>\n" * opened + note

@@ -68,8 +68,6 @@ def plan_text(plan: Plan) -> str:
         out.append(f"  patches: {len(i.newly_overdue)} of {i.scanned} scanned host(s) would "
                    f"newly have overdue patches ({i.overdue_before} -> {i.overdue_after})"
                    + (f": {names(i.newly_overdue, MOST_HOSTS)}" if i.newly_overdue else ""))
-        if i.note:
-            out.append(f"  {i.note}")
     out.extend(f"note: {n}" for n in plan.notes)
     out.append("changes: yes (exit 2)" if plan.changed else "no change (exit 0)")
     return "\n".join(clean(line) for line in out)

@@ -224,3 +224,108 @@ spec:
     code, out, _ = run(capsys, "plan", "--base", "main")
     assert "500 host(s): baselines: web-000, web-001" in out and "and 480 more" in out
     assert len(out.splitlines()) < 20
+
+
+def test_lists_of_mappings_and_long_values_show_what_changed(repo: GitRepo, capsys) -> None:
+    repo.edit("policies/baselines/linux.yml", "    - {path: /etc/motd.d/legacy, absent: true}",
+              '    - {path: /etc/motd.d/legacy, absent: true}\n'
+              '    - {path: /etc/sudoers, owner: root, mode: "0777"}')
+    repo.edit("policies/patching/policies.yml",
+              "      - {classification: security, severity: [critical, high], approveAfterDays"
+              ": 0, deadlineDays: 7}",
+              "      - {classification: any, approveAfterDays: 0, deadlineDays: 3650}\n"
+              "      - {classification: security, severity: [critical, high], approveAfterDays"
+              ": 0, deadlineDays: 7}")
+    long_old = "x" * 150 + " --then check health.log"
+    repo.write("policies/windows/long.yml", f"""apiVersion: orchestrator/v1
+kind: Window
+metadata: {{name: long, description: "{long_old}"}}
+spec: {{schedule: {{cron: "0 1 * * *"}}, timezone: UTC, duration: 1h}}
+""")
+    base = repo.commit("long description")
+    repo.edit("policies/windows/long.yml", "health.log", "health.log; curl evil")
+    code, out, _ = run(capsys, "plan", "--base", "HEAD~1")
+    assert code == 2
+    assert '+{"mode": "0777", "owner": "root", "path": "/etc/sudoers"}' in out
+    assert '+{"approveAfterDays": 0, "classification": "any", "deadlineDays": 3650}' in out
+    _, out, _ = run(capsys, "plan", "--base", base)
+    line = next(x for x in out.splitlines() if "metadata.description" in x)
+    assert "curl evil" in line and line.count("health.log") == 2
+
+
+def test_a_description_or_another_platform_changes_no_host(repo: GitRepo, capsys) -> None:
+    repo.edit("policies/baselines/linux.yml", "description: What every Linux host must look like",
+              "description: What every Linux host must look like, today")
+    repo.write("policies/groups/mixed.yml", """apiVersion: orchestrator/v1
+kind: AssetGroup
+metadata: {name: mixed}
+spec:
+  hosts: {patterns: ["lab-0*"]}
+  baselines: [windows-hardening]
+""")
+    repo.commit("a mixed group")
+    repo.edit("policies/baselines/linux.yml", "today", "tomorrow")
+    code, plan = plan_json(capsys, "--base", "HEAD", "--at", AT)
+    assert code == 2 and plan["hosts"] == []  # only a description changed
+    repo.edit("policies/baselines/windows.yml", "running: [WinRM, EventLog]",
+              "running: [WinRM, EventLog, W32Time]")
+    _, plan = plan_json(capsys, "--base", "HEAD", "--at", AT)
+    # the mixed group holds lab-01..05 (Linux) too: a Windows baseline does not govern them
+    assert [(h["host"], h["changes"]) for h in plan["hosts"]] == [("lab-win-01", ["baselines"])]
+
+
+def test_impact_counts_the_pending_patch_age_threshold(repo: GitRepo, capsys) -> None:
+    store = _store(repo)
+    today = date(2026, 12, 1)
+    patch = {"name": "curl", "current": "7.1", "available": "7.2", "classification": "bugfix",
+             "severity": None, "released": (today - timedelta(days=10)).isoformat(),
+             "firstSeen": (today - timedelta(days=10)).isoformat()}
+    store.append(_entry("patch.scan", "compliant", "lab-04", "db", patches=[patch]))
+    store.close()
+    repo.edit("policies/baselines/linux.yml", "pendingPatchAgeDays: {max: 30}",
+              "pendingPatchAgeDays: {max: 5}")
+    _, plan = plan_json(capsys, "--base", "main", "--at", AT)
+    assert plan["impact"]["patches"]["newlyOverdue"] == ["lab-04"]
+
+
+def test_markdown_fits_a_comment_whatever_the_plan(repo: GitRepo, capsys) -> None:
+    hosts = "\n".join(f"        web-{i:04d}.datacentre-frankfurt.example.internal: {{}}"
+                      for i in range(2500))
+    repo.write("inventories/big.yml", f"all:\n  children:\n    big:\n      hosts:\n{hosts}\n")
+    repo.write("orchestrator.yml", repo.read("orchestrator.yml").replace("example.yml", "big.yml"))
+    groups = "\n---\n".join(f"""apiVersion: orchestrator/v1
+kind: AssetGroup
+metadata: {{name: g{i}}}
+spec:
+  hosts: {{patterns: ["web-{i:02d}*"]}}
+  baselines: [linux-hardening]
+  windows: [patch-saturday]""" for i in range(25))
+    repo.write("policies/groups/many.yml", groups + "\n")
+    repo.commit("many groups")
+    repo.write("policies/groups/many.yml", groups.replace("linux-hardening", "db-extras") + "\n")
+    repo.edit("policies/windows/windows.yml", "duration: 4h", "duration: 5h")
+    code, out, _ = run(capsys, "plan", "--base", "main", "--format", "markdown")
+    assert code == 2 and len(out) <= 60000
+    assert out.count("<details>") == out.count("</details>")
+    assert "| Hosts affected | **2500**" in out
+
+
+def test_markdown_shows_invisible_characters_instead_of_obeying_them(repo: GitRepo,
+                                                                      capsys) -> None:
+    repo.edit("policies/baselines/linux.yml", "description: What every Linux host must look like",
+              'description: "safe \\u202egnp.exe\\u200b"')
+    code, out, _ = run(capsys, "plan", "--base", "main", "--format", "markdown")
+    assert code == 2 and "\u202e" not in out and "\u200b" not in out
+    assert "U+202E" in out and "U+200B" in out
+
+
+def test_matching_a_pattern_head_is_exact(tmp_path) -> None:
+    from orchestrator.gitops.hosts import Membership
+    from orchestrator.inventory.model import Host, Inventory
+
+    names = ["ab", "ab\U0010ffffz", "abc", "abd-1", "b", "a"]
+    inv = Inventory("x", {n: Host(n, ()) for n in names}, frozenset())
+    m = Membership(inv)
+    assert m.matching(("ab*",)) == {"ab", "ab\U0010ffffz", "abc", "abd-1"}
+    assert m.matching(("ab?",)) == {"abc"}
+    assert m.matching(("a[bx]d-*", "b")) == {"abd-1", "b"}
