@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.policy.files import SUFFIXES, UnreadableFile, policy_text
+from orchestrator.policy.files import MAX_FILE_BYTES, SUFFIXES, UnreadableFile, policy_text
 from orchestrator.policy.loader import ParsedTexts, load_policy_texts
 from orchestrator.policy.model import PolicySet
 
@@ -88,8 +88,12 @@ def git(top: Path | str, *args: str, stdin: bytes | None = None) -> bytes:
 
 
 def work_tree(policies: Path) -> tuple[Path, str]:
-    """(top of the work tree, the policy folder relative to it)."""
-    real = Path(os.path.realpath(policies))
+    """(top of the work tree, the policy folder relative to it). Only the folders above the
+    policy folder are resolved here: when the policy folder itself is a symbolic link, each
+    revision's own link decides where its policies are (read_revision)."""
+    absolute = Path(os.path.abspath(policies))
+    parent = Path(os.path.realpath(absolute.parent))
+    real = parent / absolute.name if absolute.name else parent
     folder = real if real.is_dir() else real.parent
     if not folder.is_dir():
         raise GitSourceError(f"{policies}: policy directory not found; set 'policies' in "
@@ -100,11 +104,11 @@ def work_tree(policies: Path) -> tuple[Path, str]:
         raise GitSourceError(f"{policies}: not in a git work tree; plan and apply read "
                              "policies from git commits (run `git init` and commit them)") \
             from None
-    top = Path(os.path.realpath(out.decode("utf-8", "surrogateescape").strip()))
+    top = Path(os.path.realpath(out.decode("utf-8", "surrogateescape").rstrip("\n")))
     rel = os.path.relpath(real, top)
     if rel == ".":
         rel = ""
-    if rel.startswith(".."):
+    if rel == ".." or rel.startswith("../"):
         raise GitSourceError(f"{policies}: outside its git work tree {top}")
     return top, Path(rel).as_posix() if rel else ""
 
@@ -130,11 +134,12 @@ class _Entry:
     mode: str
     kind: str  # blob | tree | commit
     oid: str
+    size: int  # blobs: bytes; others 0
 
 
 def _list(top: Path, commit: str, path: str | None) -> dict[str, _Entry]:
     """The entries of the commit's tree (under `path`, or all), recursively, trees too."""
-    args = ["ls-tree", "-r", "-t", "-z", "--full-tree", commit]
+    args = ["ls-tree", "-r", "-t", "-z", "-l", "--full-tree", commit]
     if path:
         args += ["--", path]
     out = git(top, *args)
@@ -143,8 +148,9 @@ def _list(top: Path, commit: str, path: str | None) -> dict[str, _Entry]:
         if not item:
             continue
         meta, _, name = item.partition(b"\t")
-        mode, kind, oid = meta.decode().split(" ")
-        entries[name.decode("utf-8", "surrogateescape")] = _Entry(mode, kind, oid)
+        mode, kind, oid, size = meta.decode().split()
+        entries[name.decode("utf-8", "surrogateescape")] = _Entry(
+            mode, kind, oid, int(size) if size.isdigit() else 0)
     return entries
 
 
@@ -160,6 +166,8 @@ class _Tree:
         if not self.complete:
             self.entries = _list(self.top, self.commit, None)
             self.complete = True
+            links = {p: e.oid for p, e in self.entries.items() if e.mode == "120000"}
+            self.link_targets.update(_blobs(self.top, links))  # one git process for all
         return self.entries
 
     def resolve(self, path: str) -> tuple[str | None, str | None]:
@@ -178,7 +186,7 @@ class _Tree:
                         return None, "symbolic link loop"
                     target = self.link_targets.get(cur)
                     if target is None:
-                        target = git(self.top, "cat-file", "blob", entry.oid)
+                        target = git(self.top, "cat-file", "blob", entry.oid)[:4096]
                         self.link_targets[cur] = target
                     text = target.decode("utf-8", "surrogateescape")
                     if text.startswith("/"):
@@ -251,19 +259,25 @@ def _walk(rev: Revision, tree: _Tree, base: str) -> RevisionFiles:
                                 "only this repository; move the policies into it")
         elif entry.mode == "120000":
             target, problem = tree.resolve(path)
-            real = entries.get(target) if target is not None else None
+            real = (_ROOT if target == "" else entries.get(target)) if target is not None \
+                else None
             if real is None:
                 out.problems.append(f"{rev.label}:{path}: {problem or 'broken symbolic link'}"
                                     "; fix the link or remove it")
             elif real.kind == "tree":
                 enter(target)  # type: ignore[arg-type]
+            elif real.kind == "root":
+                enter("")
             elif path.endswith(SUFFIXES):
                 _take(rev, target, path, real, wanted, shown, order, out)  # type: ignore[arg-type]
         elif path.endswith(SUFFIXES):
             _take(rev, path, path, entry, wanted, shown, order, out)
-    content = dict(_blobs(rev, wanted))
+    content = dict(_blobs(rev.top, wanted))
     out.files = [(shown[p], content[p]) for p in order]
     return out
+
+
+_ROOT = _Entry("040000", "root", "", 0)  # the repository's top folder, as a link target
 
 
 def _take(rev: Revision, real: str, path: str, entry: _Entry, wanted: dict[str, str],
@@ -272,24 +286,31 @@ def _take(rev: Revision, real: str, path: str, entry: _Entry, wanted: dict[str, 
         out.problems.append(f"{rev.label}:{path}: not a regular file; policy files must be "
                             "plain files (or links to them)")
         return
+    if entry.size > MAX_FILE_BYTES:  # never read into memory
+        out.problems.append(f"{rev.label}:{path}:1:1: larger than "
+                            f"{MAX_FILE_BYTES // (1024 * 1024)} MiB; split it into several files")
+        return
     if real not in wanted:  # a file reached twice (through a link) is read once
         wanted[real] = entry.oid
         shown[real] = f"{rev.label}:{path}"
         order.append(real)
 
 
-def _blobs(rev: Revision, wanted: dict[str, str]) -> list[tuple[str, bytes]]:
-    """The content of each blob, through one `git cat-file --batch`."""
+def _blobs(top: Path, wanted: dict[str, str]) -> list[tuple[str, bytes]]:
+    """The content of each blob (by name), through one `git cat-file --batch`."""
     if not wanted:
         return []
     paths = sorted(wanted)
-    out = git(rev.top, "cat-file", "--batch",
+    out = git(top, "cat-file", "--batch",
               stdin="".join(wanted[p] + "\n" for p in paths).encode())
     found: list[tuple[str, bytes]] = []
     pos = 0
     for path in paths:
         end = out.index(b"\n", pos)
         header = out[pos:end].split(b" ")
+        if len(header) < 3 or not header[2].isdigit():  # "<oid> missing"
+            raise GitSourceError(f"{top}: git object {wanted[path]} ({path}) is missing; "
+                                 "fetch the whole history")
         size = int(header[2])
         start = end + 1
         found.append((path, out[start:start + size]))

@@ -104,12 +104,13 @@ def test_invalid_head_is_exit_1_with_file_line_col(repo: GitRepo, capsys) -> Non
     assert [(o["name"], o["change"]) for o in plan["objects"]] == [("bad", "added")]
 
 
-@pytest.mark.parametrize("ref", ["no-such-branch", "--output=/tmp/x", "HEAD:policies", ""])
+@pytest.mark.parametrize("ref", ["no-such-branch", "--all", "--since=1.year",
+                                 "--git-dir", "HEAD:policies", ""])
 def test_unknown_revisions_are_one_line_errors(repo: GitRepo, capsys, ref: str) -> None:
     code, out, err = run(capsys, "plan", f"--base={ref}")
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith("error: ") and "Traceback" not in err
-    assert not Path("/tmp/x").exists() or ref != "--output=/tmp/x"
+    assert "no such commit" in err or "not a git revision" in err
 
 
 def test_policy_folder_outside_git(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -163,3 +164,60 @@ def test_links_hidden_folders_and_submodules(repo: GitRepo) -> None:
 def test_revision_errors_name_the_repository(repo: GitRepo) -> None:
     with pytest.raises(GitSourceError, match="no such commit"):
         resolve(repo.root / "policies", "v9.9")
+
+
+def test_a_linked_policy_folder_is_followed_in_each_revision(tmp_path: Path, monkeypatch,
+                                                             capsys) -> None:
+    repo = GitRepo(tmp_path / "r")
+    for folder, name in (("A", "only-in-a"), ("B", "only-in-b")):
+        repo.write(f"{folder}/w.yml", WINDOW.format(name=name, cron="0 1 * * *"))
+    os.symlink("A", repo.root / "pol")
+    repo.write("orchestrator.yml", "policies: pol\nstate: sqlite:///.orchestrator/s.db\n")
+    repo.write(".gitignore", ".orchestrator/\n")
+    repo.commit("pol -> A")
+    (repo.root / "pol").unlink()
+    os.symlink("B", repo.root / "pol")
+    repo.commit("pol -> B")
+    monkeypatch.chdir(repo.root)
+    code, plan = plan_json(capsys, "--base", "HEAD~1", "--head", "HEAD")
+    assert code == 2
+    assert {(o["name"], o["change"]) for o in plan["objects"]} == {
+        ("only-in-a", "removed"), ("only-in-b", "added")}
+    repo.git("checkout", "-q", "HEAD~1")  # the work tree's link now points at A
+    code, plan = plan_json(capsys, "--base", "HEAD", "--head", "main")
+    assert {(o["name"], o["change"]) for o in plan["objects"]} == {
+        ("only-in-a", "removed"), ("only-in-b", "added")}
+
+
+def test_a_huge_file_is_a_problem_and_never_read(repo: GitRepo, monkeypatch) -> None:
+    from orchestrator.policy import gitsource
+
+    with open(repo.root / "policies" / "huge.yml", "wb") as fh:
+        fh.write(b"# " + b"x" * (9 * 1024 * 1024) + b"\n")
+    repo.commit("huge")
+    asked: list[str] = []
+    real = gitsource._blobs
+    monkeypatch.setattr(gitsource, "_blobs", lambda top, wanted: asked.extend(wanted) or
+                        real(top, wanted))
+    found = read_revision(resolve(repo.root / "policies", "HEAD"))
+    assert "HEAD:policies/huge.yml:1:1: larger than 8 MiB" in "\n".join(found.problems)
+    assert not any("huge" in a for a in asked)
+
+
+def test_a_repository_path_ending_in_a_blank(tmp_path: Path, monkeypatch, capsys) -> None:
+    from gitrepo import policy_repo
+
+    repo = policy_repo(tmp_path / "policies repo ")
+    monkeypatch.chdir(repo.root)
+    repo.edit("policies/windows/windows.yml", "duration: 4h", "duration: 5h")
+    code, plan = plan_json(capsys, "--base", "main")
+    assert code == 2 and plan["objects"][0]["name"] == "patch-saturday"
+
+
+def test_a_link_to_the_repository_top(repo: GitRepo) -> None:
+    repo.write("extra/top.yml", WINDOW.format(name="from-top", cron="0 5 * * *"))
+    os.symlink("..", repo.root / "policies" / "up")
+    repo.commit("a link to the top")
+    found = read_revision(resolve(repo.root / "policies", "HEAD"))
+    assert "HEAD:extra/top.yml" in [n for n, _ in found.files]
+    assert not found.problems
