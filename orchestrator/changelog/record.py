@@ -63,6 +63,15 @@ def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(fields)).encode("utf-8")).hexdigest()
 
 
+def sealed_right(rec: Record, before: Record | None) -> bool:
+    """`rec` carries its own hash and follows `before` (the record at seq - 1; None for the
+    first): the two links of the chain around one record, without walking it all."""
+    prev = before.hash if before is not None else GENESIS
+    if (before is None) != (rec.seq == 1):
+        return False
+    return rec.prevHash == prev and record_hash(rec.prevHash, rec.to_json()) == rec.hash
+
+
 def seal(entry: Entry, seq: int, prev_hash: str, time: str | None = None) -> Record:
     """Make the record that follows `prev_hash` at position `seq`."""
     fields: dict[str, Any] = {

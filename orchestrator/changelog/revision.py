@@ -1,12 +1,13 @@
 """The policy revision on every record: the git commit of the policy directory, with marks.
 
 `+dirty`: the policy folder has uncommitted or untracked changes, or a policy file the
-loader reads is ignored by git (so no commit holds it).
+loader reads is ignored by git (so no commit holds it), or a tracked file in it is marked
+assume-unchanged or skip-worktree (git would not show its edits).
 `+external`: a policy file the loader reads resolves, through a symbolic link, outside the
 git work tree, so the commit does not pin its content.
 `unversioned`: the policy folder is not in a git work tree (or has no commit yet).
 
-It runs for every command that records, so it costs two git processes and one walk of the
+It runs for every command that records, so it costs three git processes and one walk of the
 policy folder (the loader's own, orchestrator/policy/files.py: the same files it reads).
 """
 
@@ -47,11 +48,18 @@ def policy_revision(policies: Path) -> str:
              "--ignored=matching",
              "--untracked-files=all", "--", ".", *linked],
             capture_output=True, timeout=10)
+        # files git is told not to look at (update-index --assume-unchanged or
+        # --skip-worktree): `status` cannot see their edits, so the commit does not pin them
+        flags = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(folder), "ls-files", "-v", "-z", "--",
+             ".", *linked], capture_output=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return UNVERSIONED
-    if status.returncode != 0:  # cannot tell what the commit pins
+    if status.returncode != 0 or flags.returncode != 0:  # cannot tell what the commit pins
         return UNVERSIONED
     changed, ignored = _parse_status(status.stdout)
+    changed = changed or any(item[:1].islower() or item[:1] == b"S"
+                             for item in flags.stdout.split(b"\0") if item)
     unpinned = any(_under(f, os.path.join(top, p)) for f in real_files for p in ignored)
     return rev + (DIRTY if changed or unpinned else "") + (EXTERNAL if outside else "")
 

@@ -220,6 +220,14 @@ class SqliteStore(ChangeLogStore):
     def latest(self, flt: LogFilter) -> Record | None:
         return next(self.records(flt, newest_first=True, limit=1), None)
 
+    def record_at(self, seq: int) -> Record | None:
+        try:
+            row = self._conn.execute(f"SELECT {COLUMNS} FROM records WHERE seq = ?",
+                                     (seq,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from None
+        return _row_to_record(row, self.path) if row else None
+
     def acquire_lease(self, key: str, holder: str, until: datetime,
                       now: datetime | None = None, *, owner: LeaseOwner | None = None,
                       replacing: Lease | None = None) -> bool:

@@ -63,6 +63,10 @@ class ChangeLogStore(ABC):
     def records(self, flt: LogFilter | None = None) -> Iterator[Record]:
         """Records in seq order, filtered."""
 
+    def record_at(self, seq: int) -> Record | None:
+        """The record with sequence number `seq` (backends answer from the key)."""
+        return next((r for r in self.records() if r.seq == seq), None)
+
     def latest(self, flt: LogFilter) -> Record | None:
         """The last record matching `flt` (backends answer from an index)."""
         found = None

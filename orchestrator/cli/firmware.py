@@ -73,7 +73,7 @@ def apply(ctx: click.Context, group: str, check: bool, ignore_window: bool,
     if a.config.require_applied and not check:
         from orchestrator.gitops.applied import require_applied
 
-        require_applied(rc, doing="firmware apply", group=group)
+        require_applied(rc, a.config.policies, doing="firmware apply", group=group)
     result = apply_group(rc, policies, inventory, group, check=check,
                          override=override)
     if a.output_format == "json":

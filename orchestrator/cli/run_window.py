@@ -48,7 +48,7 @@ def run_window_cmd(
     if a.config.require_applied and not dry_run:
         from orchestrator.gitops.applied import require_applied
 
-        require_applied(rc, doing="run-window", window=window)
+        require_applied(rc, a.config.policies, doing="run-window", window=window)
 
     def inventory() -> Inventory:
         inv = a.inventory()

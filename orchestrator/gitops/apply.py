@@ -16,19 +16,28 @@ import contextlib
 import os
 import tempfile
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from orchestrator.changelog.lease import claim
 from orchestrator.config import Config
 from orchestrator.context import RunContext
 from orchestrator.errors import OrchestratorError, PolicyError
 from orchestrator.gitops.applied import applied_commit
 from orchestrator.gitops.plan import Side, make_plan
-from orchestrator.policy.gitsource import GitSourceError, commit_info, load_revision, resolve
+from orchestrator.policy.gitsource import (
+    GitSourceError,
+    Revision,
+    commit_info,
+    load_revision,
+    resolve,
+)
 from orchestrator.policy.model import PolicySet
 
 MESSAGE_LIMIT = 4000
+LEASE = "policy:apply"  # one apply at a time, on any machine sharing the store
+LEASE_TIME = timedelta(minutes=15)
 OURS = ("orchestrator-window-", "orchestrator-windows.crontab")
 
 
@@ -65,6 +74,18 @@ def apply_revision(ctx: RunContext, config: Config, ref: str, now: datetime,
         ctx.record("policy.apply", "invalid", commit=rev.commit, ref=ref,
                    problems=len(exc.problems), first=exc.problems[0] if exc.problems else None)
         raise
+    holder = f"apply:{ctx.run_id}"
+    if not claim(ctx.store, LEASE, holder, datetime.now(UTC) + LEASE_TIME).taken:
+        raise ApplyError("another `orchestrator apply` is running; wait for it to finish "
+                         "(its lease policy:apply is in the state store)")
+    try:
+        return _apply(ctx, config, rev, ref, info, head, now, command, workdir)
+    finally:
+        ctx.store.release_lease(LEASE, holder)
+
+
+def _apply(ctx: RunContext, config: Config, rev: Revision, ref: str, info: dict[str, str],
+           head: PolicySet, now: datetime, command: list[str], workdir: str) -> Applied:
     previous = applied_commit(ctx.store)
     base, note = _previous(config, previous)
     plan = make_plan(base, head, base_side=Side(previous or "nothing applied", previous),
@@ -100,31 +121,43 @@ def _previous(config: Config, previous: str | None) -> tuple[PolicySet, str | No
 
 def write_schedule(ps: PolicySet, config: Config, now: datetime, command: list[str],
                    workdir: str) -> list[str]:
+    """Write the export: every file first beside its place, then (only if all were written
+    and nothing in the way) renamed into place, then our files of windows that are gone
+    removed."""
     from orchestrator.windows.export import export_cron, export_systemd
 
     make = export_cron if config.schedule.format == "cron" else export_systemd
     files = make(ps, now, command, workdir)
     out = config.schedule.output
+    written: list[tuple[str, str]] = []
     try:
         out.mkdir(parents=True, exist_ok=True, mode=0o755)
+        stale = [e for e in os.listdir(out) if e.startswith(OURS) and e not in files]
+        for name in [*files, *stale]:
+            place = out / name
+            if place.is_symlink() or (place.exists() and not place.is_file()):
+                raise ApplyError(f"{place}: in the way of the scheduler export (not a plain "
+                                 "file); remove it, or fix schedule.output in the "
+                                 "configuration")
         for name, text in files.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, out / name)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-        for entry in os.listdir(out):
-            if entry.startswith(OURS) and entry not in files:
-                os.unlink(out / entry)  # a window that no longer exists
+            written.append((tmp, name))
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+        for tmp, name in written:
+            os.replace(tmp, out / name)
+        written = []
+        for name in stale:
+            os.unlink(out / name)  # a window that no longer exists
     except OSError as exc:
         raise ApplyError(f"{out}: cannot write the scheduler export: "
                          f"{exc.strerror or exc}; fix schedule.output in the configuration") \
             from None
+    finally:
+        for tmp, _name in written:  # not renamed: leave nothing half-written behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return list(files)

@@ -154,10 +154,83 @@ def test_reads_and_dry_runs_are_not_guarded(guarded: GitRepo, capsys) -> None:
     guarded.edit("policies/windows/windows.yml", "duration: 4h", "duration: 5h")
     assert run(capsys, "validate")[0] == 0
     assert run(capsys, "plan", "--base", "main")[0] == 2
-    code, out, err = run(capsys, "run-window", "patch-saturday", "--dry-run")
-    assert "not the applied revision" not in err and "not-applied" not in out
-    code, _, err = run(capsys, "patch", "apply", "--group", "web", "--check")
-    assert "applied" not in err
+    for act in (("run-window", "patch-saturday", "--dry-run"),
+                ("patch", "apply", "--group", "web", "--check"),
+                ("firmware", "apply", "--group", "web", "--check")):
+        code, out, err = run(capsys, *act)
+        assert "not the applied revision" not in err and "applied yet" not in err, act
+        assert code in (0, 2, 3), (act, err)
+    assert [r for r in records(capsys) if r["status"] == "not-applied"] == []
+
+
+def test_edits_git_is_told_to_ignore_are_caught(guarded: GitRepo, capsys) -> None:
+    assert run(capsys, "apply")[0] == 0
+    guarded.git("update-index", "--skip-worktree", "policies/windows/windows.yml")
+    guarded.edit("policies/windows/windows.yml", "duration: 4h", "duration: 24h")
+    code, _, err = run(capsys, "run-window", "patch-saturday")
+    assert code == 1 and "+dirty (uncommitted changes)" in err
+    # were the revision stamp fooled, the content check still holds
+    from orchestrator.gitops.applied import content_mismatch
+
+    commit = guarded.git("rev-parse", "HEAD")
+    assert "policy files differ" in content_mismatch(guarded.root / "policies", commit,
+                                                     "policies")
+    guarded.git("update-index", "--no-skip-worktree", "policies/windows/windows.yml")
+    guarded.git("update-index", "--assume-unchanged", "policies/windows/windows.yml")
+    code, _, err = run(capsys, "run-window", "patch-saturday")
+    assert code == 1 and "+dirty" in err
+
+
+def test_another_folder_at_the_same_commit_is_refused(guarded: GitRepo, capsys) -> None:
+    guarded.write("staging/w.yml", guarded.read("policies/windows/windows.yml"))
+    guarded.commit("a second policy folder")
+    assert run(capsys, "apply")[0] == 0
+    code, _, err = run(capsys, "--policies", "staging", "run-window", "patch-saturday")
+    assert code == 1 and "the policy folder is staging in the repository, but policies " \
+        "was applied" in err
+
+
+def test_a_forged_applied_record_is_not_taken(guarded: GitRepo, capsys) -> None:
+    import sqlite3
+
+    assert run(capsys, "apply")[0] == 0
+    guarded.edit("policies/windows/windows.yml", "duration: 4h", "duration: 24h")
+    forged = guarded.commit("not reviewed")
+    db = sqlite3.connect(guarded.root / ".orchestrator" / "state.db")
+    db.execute("INSERT INTO records SELECT seq + 1, time, run, occurrence, ?, actor, host, grp, "
+               "action, status, json_set(details, '$.commit', ?), hash, "
+               "'0000000000000000000000000000000000000000000000000000000000000000' "
+               "FROM records WHERE seq = 1", (forged, forged))
+    db.commit()
+    db.close()
+    code, _, err = run(capsys, "run-window", "patch-saturday")
+    assert code == 1 and "does not fit the change log's hash chain" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_failed_export_writes_nothing(repo: GitRepo, capsys) -> None:
+    out = repo.root / SCHEDULE
+    (out / "orchestrator-window-retired.timer").mkdir(parents=True)  # in the way
+    code, _, err = run(capsys, "apply")
+    assert code == 1 and "orchestrator-window-retired.timer: in the way" in err
+    assert sorted(p.name for p in out.iterdir()) == ["orchestrator-window-retired.timer"]
+    assert _applied(repo) is None
+
+
+def test_one_apply_at_a_time(repo: GitRepo, capsys) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from orchestrator.changelog.lease import this_owner
+
+    (repo.root / ".orchestrator").mkdir(mode=0o700)
+    store = SqliteStore(repo.root / ".orchestrator" / "state.db")
+    assert store.acquire_lease("policy:apply", "apply:other", datetime.now(UTC)
+                               + timedelta(minutes=5), owner=this_owner())
+    code, _, err = run(capsys, "apply")
+    assert code == 1 and "another `orchestrator apply` is running" in err
+    store.release_lease("policy:apply", "apply:other")
+    store.close()
+    assert run(capsys, "apply")[0] == 0
 
 
 def test_require_applied_from_the_environment(repo: GitRepo, capsys, monkeypatch) -> None:
