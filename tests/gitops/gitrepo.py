@@ -17,6 +17,24 @@ ENV = {"GIT_AUTHOR_NAME": "Alice Author", "GIT_AUTHOR_EMAIL": "alice@example.org
        "GIT_COMMITTER_NAME": "Carl Committer", "GIT_COMMITTER_EMAIL": "carl@example.org"}
 
 
+WINDOW = """\
+{modeline}apiVersion: orchestrator/v1
+kind: Window
+metadata:
+  name: patch-saturday
+spec:
+  schedule:
+    cron: "0 22 * * {day}"
+  timezone: Europe/Berlin
+  duration: {duration}
+"""
+
+
+def window_yaml(duration: str = "4h", day: str = "SAT", modeline: str = "") -> str:
+    """One Window document (`duration` sits at line 9, column 13 without a modeline)."""
+    return WINDOW.format(duration=duration, day=day, modeline=modeline)
+
+
 class GitRepo:
     def __init__(self, root: Path) -> None:
         self.root = root

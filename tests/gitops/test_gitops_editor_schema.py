@@ -18,22 +18,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from gitrepo import window_yaml
 
 BIN = Path(sys.executable).parent
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 MODELINE = "# yaml-language-server: $schema=../.schemas/orchestrator-policy.json\n"
-WINDOW = """\
-{modeline}apiVersion: orchestrator/v1
-kind: Window
-metadata:
-  name: patch-saturday
-spec:
-  schedule:
-    cron: "0 22 * * SAT"
-  timezone: Europe/Berlin
-  duration: {duration}
-"""
-
 
 def schema_text() -> str:
     done = subprocess.run([str(BIN / "orchestrator"), "schema"], capture_output=True,
@@ -115,7 +104,7 @@ def test_modeline_points_a_schema_checker_at_the_schema(tmp_path: Path, duration
     (tmp_path / ".schemas" / "orchestrator-policy.json").write_text(schema_text())
     (tmp_path / "policies").mkdir()
     policy = tmp_path / "policies" / "windows.yml"
-    policy.write_text(WINDOW.format(modeline=MODELINE, duration=duration))
+    policy.write_text(window_yaml(modeline=MODELINE, duration=duration))
     (tmp_path / "orchestrator.yml").write_text("policies: policies/\n")
     schema = modeline_schema(policy)
     assert schema == tmp_path / ".schemas" / "orchestrator-policy.json"

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import yaml
+from gitrepo import window_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GITHUB_FILE = REPO / "examples" / "github-actions" / "orchestrator.yml"
@@ -67,17 +68,6 @@ runLint(fs.readFileSync(file, "utf8"), file).then((found) => {
 });
 """
 
-WINDOW = """\
-apiVersion: orchestrator/v1
-kind: Window
-metadata:
-  name: patch-saturday
-spec:
-  schedule:
-    cron: "0 22 * * {day}"
-  timezone: Europe/Berlin
-  duration: {duration}
-"""
 GROUP = """\
 apiVersion: orchestrator/v1
 kind: AssetGroup
@@ -231,12 +221,12 @@ def make_repo(tmp: Path, change: dict[str, str] | None = None) -> PolicyRepo:
              f"schedule: {{format: cron, output: {schedule}}}\n"
     commit(origin, "policies for the web servers", {
         "orchestrator.yml": config, "inventory.yml": INVENTORY, ".gitignore": ".orchestrator/\n",
-        "policies/windows.yml": WINDOW.format(day="SAT", duration="4h"),
+        "policies/windows.yml": window_yaml(day="SAT", duration="4h"),
         "policies/groups.yml": GROUP, "README.md": "# policies\n"})
     c1 = commit(origin, "readme: who reviews", {"README.md": "# policies\nops reviews.\n"})
     git(origin, "checkout", "-q", "-b", "change")
     changed = commit(origin, "patch window: Sunday, 6 hours", change or {
-        "policies/windows.yml": WINDOW.format(day="SUN", duration="6h")})
+        "policies/windows.yml": window_yaml(day="SUN", duration="6h")})
     git(origin, "checkout", "-q", "main")
     c2 = commit(origin, "readme: on call", {"README.md": "# policies\nops reviews; on call.\n"})
     return PolicyRepo(origin, tmp, c1, c2, changed, schedule,
@@ -613,7 +603,7 @@ def test_github_pull_request_without_policy_change(tmp_path: Path) -> None:
 
 def test_github_invalid_policy_fails_validate_and_plan(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, change={
-        "policies/windows.yml": WINDOW.format(day="SUN", duration="forever")})
+        "policies/windows.yml": window_yaml(day="SUN", duration="forever")})
     ws, merge = merge_ref(repo, "ws")
     steps = run_pull_request(repo, ws, merge, tmp_path)
     assert [(s.name, s.returncode) for s in steps] == [("validate", 1)]
@@ -694,7 +684,7 @@ def test_gitlab_merge_request_pipeline_plans_against_the_diff_base(tmp_path: Pat
 
 def test_gitlab_invalid_policy_fails_validate(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, change={
-        "policies/windows.yml": WINDOW.format(day="SUN", duration="forever")})
+        "policies/windows.yml": window_yaml(day="SUN", duration="forever")})
     ws = repo.clone("ws")
     git(ws, "checkout", "-q", "--detach", repo.change)
     ci = load(GITLAB_FILE)

@@ -25,22 +25,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from gitrepo import window_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 HOOKS = REPO / ".pre-commit-hooks.yaml"
 BIN = Path(sys.executable).parent  # this venv: `pre-commit`, `orchestrator`
 
-WINDOW = """\
-apiVersion: orchestrator/v1
-kind: Window
-metadata:
-  name: patch-saturday
-spec:
-  schedule:
-    cron: "0 22 * * SAT"
-  timezone: Europe/Berlin
-  duration: {duration}
-"""
 ERROR = re.compile(r"policies/windows\.yml:9:13: Window/patch-saturday: spec\.duration")
 
 
@@ -89,7 +79,7 @@ def user_repo(tmp: Path, hook_repo: tuple[Path, str], hook_id: str,
     (repo / "policies").mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
     (repo / "orchestrator.yml").write_text("policies: policies/\n")
-    (repo / "policies" / "windows.yml").write_text(WINDOW.format(duration=duration))
+    (repo / "policies" / "windows.yml").write_text(window_yaml(duration=duration))
     (repo / "README.md").write_text("# policies\n")
     path, rev = hook_repo
     config = {"repos": [{"repo": str(path), "rev": rev, "hooks": [{"id": hook_id}]}]}
@@ -147,7 +137,7 @@ def test_system_hook_passes_a_valid_tree_and_blocks_a_commit_of_an_invalid_one(
     done = pre_commit(repo, env, "install")
     assert done.returncode == 0, done.stdout + done.stderr
     git(repo, "commit", "-q", "-m", "valid policies", env=env)  # the hook runs and passes
-    (repo / "policies" / "windows.yml").write_text(WINDOW.format(duration="forever"))
+    (repo / "policies" / "windows.yml").write_text(window_yaml(duration="forever"))
     git(repo, "add", "-A")
     done = subprocess.run(["git", "commit", "-m", "a broken window"], cwd=repo, env=env,
                           capture_output=True, text=True)
