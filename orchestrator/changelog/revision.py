@@ -29,9 +29,10 @@ def policy_revision(policies: Path) -> str:
     if not folder.exists():
         return UNVERSIONED
     try:
+        env = {**os.environ, "GIT_NO_REPLACE_OBJECTS": "1"}  # the commit as made
         head = subprocess.run(["git", "--no-optional-locks", "-C", str(folder), "rev-parse",
                                "--show-toplevel", "HEAD"],
-                              capture_output=True, text=True, timeout=10)
+                              capture_output=True, text=True, timeout=10, env=env)
         lines = head.stdout.split("\n")
         if head.returncode != 0 or len(lines) < 2 or not lines[1].strip():
             return UNVERSIONED
@@ -43,16 +44,20 @@ def policy_revision(policies: Path) -> str:
         here = os.path.realpath(folder)
         linked = sorted({os.path.dirname(f) for f in real_files
                          if _under(f, top) and not _under(f, here)})
+        # a policy folder that is itself a link: the link is part of what the commit pins
+        entry = os.path.join(os.path.realpath(policies.parent), policies.name)
+        if os.path.islink(policies) and _under(entry, top):
+            linked.append(f":(top,literal){os.path.relpath(entry, top)}")
         status = subprocess.run(
             ["git", "--no-optional-locks", "-C", str(folder), "status", "--porcelain", "-z",
              "--ignored=matching",
              "--untracked-files=all", "--", ".", *linked],
-            capture_output=True, timeout=10)
+            capture_output=True, timeout=10, env=env)
         # files git is told not to look at (update-index --assume-unchanged or
         # --skip-worktree): `status` cannot see their edits, so the commit does not pin them
         flags = subprocess.run(
             ["git", "--no-optional-locks", "-C", str(folder), "ls-files", "-v", "-z", "--",
-             ".", *linked], capture_output=True, timeout=10)
+             ".", *linked], capture_output=True, timeout=10, env=env)
     except (OSError, subprocess.TimeoutExpired):
         return UNVERSIONED
     if status.returncode != 0 or flags.returncode != 0:  # cannot tell what the commit pins

@@ -72,3 +72,14 @@ def override_reason(ignore_window: bool, reason: str | None) -> str | None:
         raise ConfigError(
             "--ignore-window needs --reason TEXT: the override and its reason go to the change log")
     return reason.strip()
+
+
+def acting_policies(a: AppContext, rc: Any, doing: str, *, acting: bool,
+                    group: str | None = None, window: str | None = None) -> Any:
+    """The policies a host-changing command runs from: with requireApplied (and when it
+    acts), the applied commit's, read from git after the guard passed; else the folder's."""
+    if not (acting and a.config.require_applied):
+        return a.policies
+    from orchestrator.gitops.applied import require_applied
+
+    return require_applied(rc, a.config.policies, doing=doing, group=group, window=window)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli.output import (
+    acting_policies,
     app,
     emit_json,
     override_reason,
@@ -68,14 +69,10 @@ def apply(ctx: click.Context, group: str, check: bool, ignore_window: bool,
 
     override = override_reason(ignore_window, reason)
     a = app(ctx)
-    policies = a.policies
     inventory = a.inventory()
     warn_insecure_winrm(inventory)
     rc = a.run_context()
-    if a.config.require_applied and not check:
-        from orchestrator.gitops.applied import require_applied
-
-        require_applied(rc, a.config.policies, doing="patch apply", group=group)
+    policies = acting_policies(a, rc, "patch apply", acting=not check, group=group)
     result = apply_group(rc, policies, inventory, group, check=check,
                          override=override)
     if a.output_format == "json":

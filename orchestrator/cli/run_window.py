@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator.cli.output import (
+    acting_policies,
     app,
     emit_json,
     emit_line,
@@ -43,12 +44,8 @@ def run_window_cmd(
     override = override_reason(ignore_window, reason)
     a = app(ctx)
     instant = _instant("--at", at) if at else None
-    policies = a.policies
     rc = a.run_context()
-    if a.config.require_applied and not dry_run:
-        from orchestrator.gitops.applied import require_applied
-
-        require_applied(rc, a.config.policies, doing="run-window", window=window)
+    policies = acting_policies(a, rc, "run-window", acting=not dry_run, window=window)
 
     def inventory() -> Inventory:
         inv = a.inventory()

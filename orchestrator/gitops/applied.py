@@ -17,7 +17,6 @@ is told to ignore changes of: skip-worktree, assume-unchanged). Otherwise they w
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from orchestrator.changelog.record import Record, sealed_right
 from orchestrator.changelog.store import ChangeLogStore, LogFilter
 from orchestrator.context import RunContext
 from orchestrator.errors import OrchestratorError
+from orchestrator.policy.model import PolicySet
 
 
 class NotApplied(OrchestratorError):
@@ -32,14 +32,18 @@ class NotApplied(OrchestratorError):
 
 
 def applied_record(store: ChangeLogStore) -> Record | None:
-    """The latest `policy.apply` record marking a revision applied, if its chain holds."""
+    """The latest `policy.apply` record marking a revision applied, if any. Raises
+    NotApplied when that record does not fit the hash chain around it."""
     rec = store.latest(LogFilter(action="policy.apply", status="applied"))
     if rec is None:
         return None
-    if not sealed_right(rec, store.record_at(rec.seq - 1) if rec.seq > 1 else None):
-        raise NotApplied(f"{store.url}: the policy.apply record {rec.seq} does not fit the "
-                         "change log's hash chain; run `orchestrator log verify` and "
-                         "investigate before applying again")
+    after = store.record_at(rec.seq + 1)
+    if not sealed_right(rec, store.record_at(rec.seq - 1) if rec.seq > 1 else None) or (
+            after is not None and after.prevHash != rec.hash):
+        raise NotApplied(f"{store.url}: the applied mark (policy.apply record {rec.seq}) does "
+                         "not fit the change log's hash chain; the log was altered: run "
+                         "`orchestrator log verify`, investigate, restore the state database "
+                         "from backup")
     return rec
 
 
@@ -49,61 +53,74 @@ def applied_commit(store: ChangeLogStore) -> str | None:
     return commit if isinstance(commit, str) else None
 
 
-def _digests(contents: list[bytes]) -> Counter[str]:
-    return Counter(hashlib.sha256(c).hexdigest() for c in contents)
-
-
 def content_mismatch(policies: Path, commit: str, applied_path: str | None) -> str | None:
-    """Why the policy folder does not hold exactly the commit's policy files, or None."""
+    """Why the policy folder does not hold exactly the commit's policy files, or None. Each
+    file the loader reads is hashed as git would store it (`git hash-object`, with the
+    repository's end-of-line and filter rules), and the multiset of those object names
+    must be the commit's."""
     from orchestrator.policy.files import find_policy_files
-    from orchestrator.policy.gitsource import GitSourceError, read_revision, resolve
+    from orchestrator.policy.gitsource import GitSourceError, object_names, read_revision, resolve
 
     try:
         rev = resolve(policies, commit)
         committed = read_revision(rev)
+        if applied_path is not None and rev.prefix != ("" if applied_path == "." else
+                                                       applied_path):
+            return (f"the policy folder is {rev.prefix or '.'} in the repository, but "
+                    f"{applied_path} was applied")
+        here = object_names(rev.top, find_policy_files(policies).files)
     except GitSourceError as exc:
-        return f"the applied revision cannot be read here ({exc.message})"
-    if applied_path is not None and rev.prefix != ("" if applied_path == "." else applied_path):
-        return (f"the policy folder is {rev.prefix or '.'} in the repository, but "
-                f"{applied_path} was applied")
-    here = []
-    for f in find_policy_files(policies).files:
-        try:
-            here.append(Path(f).read_bytes())
-        except OSError as exc:
-            return f"{f}: cannot read: {exc.strerror}"
-    if _digests(here) != _digests([c for _n, c in committed.files]):
-        return "policy files differ from the applied commit's (changes git is told to ignore?)"
+        return f"cannot compare with the applied revision ({exc.message})"
+    if here is None:
+        return "a policy file lies outside the repository"
+    if Counter(here) != Counter(committed.oids):
+        return "policy files differ from the applied commit's"
     return None
 
 
 def require_applied(ctx: RunContext, policies: Path, *, doing: str, group: str | None = None,
-                    window: str | None = None) -> None:
-    """Raise NotApplied (after a `skip` record) unless the policies are at the applied
-    revision. Call only when `requireApplied` is on."""
-    rec = applied_record(ctx.store)
-    commit = rec.details.get("commit") if rec is not None else None
+                    window: str | None = None) -> PolicySet:
+    """The applied revision's policies, read from git objects (so what runs is exactly what
+    was applied, whatever happens to the work tree meanwhile), if the policy folder is at
+    that revision. Otherwise raise NotApplied after a `skip` record. Call only when
+    `requireApplied` is on."""
+    from orchestrator.policy.gitsource import load_revision, resolve
+
+    commit: str | None = None
+    try:
+        rec = applied_record(ctx.store)
+    except NotApplied as exc:
+        rec, reason = None, exc.message
+    else:
+        found = rec.details.get("commit") if rec is not None else None
+        commit = found if isinstance(found, str) else None
+        reason = _why_not(ctx, policies, rec, commit)
+    if reason is None and commit is not None:
+        return load_revision(resolve(policies, commit))
+    extra = {"window": window} if window else {}
+    ctx.record("skip", "not-applied", group=group, step=doing, reason=reason, applied=commit,
+               **extra)
+    raise NotApplied(f"{doing}: {reason}")
+
+
+def _why_not(ctx: RunContext, policies: Path, rec: Record | None,
+             commit: str | None) -> str | None:
     current = ctx.policy_revision
     shown = current if current == "unversioned" else current[:12] + current[40:]
-    if not isinstance(commit, str):
-        reason = ("no policy revision has been applied yet (requireApplied is on); run "
-                  "`orchestrator apply` from the pipeline first")
-    elif current != commit:
+    if commit is None:
+        return ("no policy revision has been applied yet (requireApplied is on); run "
+                "`orchestrator apply` from the pipeline first")
+    if current != commit:
         why = ("uncommitted changes" if "+dirty" in current
                else "a revision not in git" if current == "unversioned"
                else "files outside the repository" if "+external" in current
                else "another commit")
-        reason = (f"the policies are at {shown} ({why}), not the applied revision "
-                  f"{commit[:12]} (requireApplied); check out the applied revision, or merge "
-                  "and let the pipeline run `orchestrator apply`")
-    else:
-        path = rec.details.get("path") if rec is not None else None
-        problem = content_mismatch(policies, commit, path if isinstance(path, str) else None)
-        if problem is None:
-            return
-        reason = (f"the policies at {commit[:12]} are not what was applied: {problem} "
-                  "(requireApplied); check out the applied revision cleanly")
-    extra = {"window": window} if window else {}
-    ctx.record("skip", "not-applied", group=group, step=doing, reason=reason,
-               applied=commit if isinstance(commit, str) else None, **extra)
-    raise NotApplied(f"{doing}: {reason}")
+        return (f"the policies are at {shown} ({why}), not the applied revision "
+                f"{commit[:12]} (requireApplied); check out the applied revision, or merge "
+                "and let the pipeline run `orchestrator apply`")
+    path = rec.details.get("path") if rec is not None else None
+    problem = content_mismatch(policies, commit, path if isinstance(path, str) else None)
+    if problem is None:
+        return None
+    return (f"the policies at {commit[:12]} are not what was applied: {problem} "
+            "(requireApplied); check out the applied revision cleanly")

@@ -25,13 +25,15 @@ class FieldChange:
     path: str  # dotted, list items as [i]
     old: Any = MISSING
     new: Any = MISSING
-    added: tuple[Any, ...] = ()  # lists of plain values: the items added
+    added: tuple[Any, ...] = ()  # lists: the items added
     removed: tuple[Any, ...] = ()
+    reordered: bool = False  # lists: the items kept are in another order too
 
     def to_json(self) -> dict[str, Any]:
         if self.added or self.removed:
             return {"path": self.path, "added": [plain(v) for v in self.added],
-                    "removed": [plain(v) for v in self.removed]}
+                    "removed": [plain(v) for v in self.removed],
+                    "reordered": self.reordered}
         return {"path": self.path, "old": plain(self.old), "new": plain(self.new)}
 
 
@@ -119,18 +121,25 @@ def _list_change(old: list, new: list, path: str) -> list[FieldChange]:
     if old_keys == new_keys:
         return [FieldChange(path, old, new)]
     gone, came = old_keys - new_keys, new_keys - old_keys
-    added, removed = [], []
+    added, removed, kept_new = [], [], []
     for v in new:
         k = _key(v)
         if came[k] > 0:
             came[k] -= 1
             added.append(v)
+        else:
+            kept_new.append(k)
+    kept_old = []
     for v in old:
         k = _key(v)
         if gone[k] > 0:
             gone[k] -= 1
             removed.append(v)
-    return [FieldChange(path, added=tuple(added), removed=tuple(removed))]
+        else:
+            kept_old.append(k)
+    # order matters (approval rules: the first match wins; rollout.serial): say so
+    return [FieldChange(path, added=tuple(added), removed=tuple(removed),
+                        reordered=kept_old != kept_new)]
 
 
 def field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:

@@ -170,8 +170,8 @@ def _jobs(ps: PolicySet, inv: Inventory, members: Membership,
         baselines: dict[str, Baseline] = {}
         for g in groups:
             for bname in ps.groups[g].baselines:
-                b = ps.baselines[bname]
-                if b.platform == platform:
+                b = ps.baselines.get(bname)  # an invalid base may name a missing one
+                if b is not None and b.platform == platform:
                     baselines.setdefault(bname, b)
         found = {id(w): w for g in groups for w in by_group.get(g, ())}
         found.update((id(w), w) for w in by_host.get(name, ()))
@@ -233,11 +233,14 @@ def _overdue(ps: PolicySet, inv: Inventory, members: Membership, scans: dict[str
     out: dict[str, bool] = {}
     groups_of = host_groups(ps, members)
     for name, rec in scans.items():
-        group = next((g for g in sorted(groups_of.get(name, ()))
-                      if ps.groups[g].patch_policy), None)
+        mine = groups_of.get(name, frozenset())
+        group = next((g for g in ps.groups if g in mine and ps.groups[g].patch_policy),
+                     None)  # the policy files' order, as `patch scan` takes the first
         if group is None:
             continue
-        policy = ps.patch_policies[ps.groups[group].patch_policy or ""]
+        policy = ps.patch_policies.get(ps.groups[group].patch_policy or "")
+        if policy is None:  # an invalid base may name a missing one
+            continue
         findings = []
         for p in rec.details.get("patches") or []:
             try:

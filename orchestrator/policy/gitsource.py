@@ -28,6 +28,7 @@ from orchestrator.policy.model import PolicySet
 
 GIT_TIMEOUT = 60.0
 MAX_LINK_HOPS = 40  # as the kernel's
+MAX_LINK_BYTES = 4096  # PATH_MAX: a longer "link" is not a path
 
 
 class GitSourceError(OrchestratorError):
@@ -56,11 +57,13 @@ class Revision:
 class RevisionFiles:
     files: list[tuple[str, bytes]] = field(default_factory=list)  # (REV:PATH, content)
     problems: list[str] = field(default_factory=list)
+    oids: list[str] = field(default_factory=list)  # each file's git object name
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["GIT_OPTIONAL_LOCKS"] = "0"  # a read never refreshes the user's index
+    env["GIT_NO_REPLACE_OBJECTS"] = "1"  # a commit's objects as made, not `git replace`d
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
     for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
@@ -104,8 +107,13 @@ def work_tree(policies: Path) -> tuple[Path, str]:
         raise GitSourceError(f"{policies}: not in a git work tree; plan and apply read "
                              "policies from git commits (run `git init` and commit them)") \
             from None
-    top = Path(os.path.realpath(out.decode("utf-8", "surrogateescape").rstrip("\n")))
+    text = out.decode("utf-8", "surrogateescape")
+    top = Path(os.path.realpath(text[:-1] if text.endswith("\n") else text))
     rel = os.path.relpath(real, top)
+    if rel == ".." or rel.startswith("../"):
+        # a link from outside the repository into it: the link is not in any commit, so
+        # its target is the policy folder in every revision
+        rel = os.path.relpath(os.path.realpath(policies), top)
     if rel == ".":
         rel = ""
     if rel == ".." or rel.startswith("../"):
@@ -166,7 +174,8 @@ class _Tree:
         if not self.complete:
             self.entries = _list(self.top, self.commit, None)
             self.complete = True
-            links = {p: e.oid for p, e in self.entries.items() if e.mode == "120000"}
+            links = {p: e.oid for p, e in self.entries.items()
+                     if e.mode == "120000" and e.size <= MAX_LINK_BYTES}
             self.link_targets.update(_blobs(self.top, links))  # one git process for all
         return self.entries
 
@@ -185,9 +194,8 @@ class _Tree:
                     if hops > MAX_LINK_HOPS:
                         return None, "symbolic link loop"
                     target = self.link_targets.get(cur)
-                    if target is None:
-                        target = git(self.top, "cat-file", "blob", entry.oid)[:4096]
-                        self.link_targets[cur] = target
+                    if target is None:  # a link too long to be a path (never read)
+                        return None, "symbolic link target longer than 4096 bytes"
                     text = target.decode("utf-8", "surrogateescape")
                     if text.startswith("/"):
                         return None, f"symbolic link to {text}, outside the repository"
@@ -274,6 +282,7 @@ def _walk(rev: Revision, tree: _Tree, base: str) -> RevisionFiles:
             _take(rev, path, path, entry, wanted, shown, order, out)
     content = dict(_blobs(rev.top, wanted))
     out.files = [(shown[p], content[p]) for p in order]
+    out.oids = [wanted[p] for p in order]
     return out
 
 
@@ -316,6 +325,23 @@ def _blobs(top: Path, wanted: dict[str, str]) -> list[tuple[str, bytes]]:
         found.append((path, out[start:start + size]))
         pos = start + size + 1
     return found
+
+
+def object_names(top: Path, files: list[Path]) -> list[str] | None:
+    """The git object name each work-tree file would have if added now (the repository's
+    end-of-line and filter rules applied, `git hash-object`), or None when one lies outside
+    the repository."""
+    rels = []
+    for f in files:
+        rel = os.path.relpath(os.path.realpath(f), top)
+        if rel == ".." or rel.startswith("../"):
+            return None
+        rels.append(rel)
+    if not rels:
+        return []
+    out = git(top, "hash-object", "--stdin-paths",
+              stdin="".join(r + "\n" for r in rels).encode("utf-8", "surrogateescape"))
+    return out.decode().split()
 
 
 def commit_info(rev: Revision) -> dict[str, str]:

@@ -16,33 +16,45 @@ def _text(v: Any) -> str:
     return "(unset)" if v is None else json.dumps(plain(v), ensure_ascii=False, sort_keys=True)
 
 
-def value(v: Any) -> str:
-    """A policy value as JSON text, cut to VALUE_WIDTH characters."""
+def value(v: Any, width: int = VALUE_WIDTH) -> str:
+    """A policy value as JSON text, cut to `width` characters (head and tail kept)."""
     text = _text(v)
-    return text if len(text) <= VALUE_WIDTH else text[:VALUE_WIDTH - 3] + "..."
+    if len(text) <= width:
+        return text
+    half = (width - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
 
 
 def pair(old: Any, new: Any) -> tuple[str, str]:
-    """Two values as text, each cut so that where they differ shows: long values are shown
-    from a little before their first difference, never as two identical prefixes."""
+    """Two values as text, cut so that everything that differs shows: the common head and
+    tail are trimmed to a little context, the differing middle kept (up to 2 x VALUE_WIDTH,
+    then its two ends), so a late change is never hidden behind an early one."""
     a, b = _text(old), _text(new)
     if len(a) <= VALUE_WIDTH and len(b) <= VALUE_WIDTH:
         return a, b
-    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
-                 min(len(a), len(b)))
-    start = max(0, first - CONTEXT)
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
 
     def cut(text: str) -> str:
-        piece = text[start:start + VALUE_WIDTH]
-        return ("..." if start else "") + piece + ("..." if start + VALUE_WIDTH < len(text)
-                                                   else "")
+        start, end = max(0, head - CONTEXT), min(len(text), len(text) - tail + CONTEXT)
+        middle = text[head:len(text) - tail]
+        if len(middle) > 2 * VALUE_WIDTH:
+            middle = f"{middle[:VALUE_WIDTH]} ... {middle[-VALUE_WIDTH:]}"
+        return (("..." if start else "") + text[start:head] + middle
+                + text[len(text) - tail:end] + ("..." if end < len(text) else ""))
     return cut(a), cut(b)
 
 
-def field_line(f: FieldChange) -> str:
+def field_line(f: FieldChange, width: int = 4 * VALUE_WIDTH) -> str:
     if f.added or f.removed:
-        parts = [f"+{_text(v)}" for v in f.added] + [f"-{_text(v)}" for v in f.removed]
-        return f"{f.path}: {' '.join(parts)}"
+        parts = [f"+{value(v, width)}" for v in f.added] + \
+            [f"-{value(v, width)}" for v in f.removed]
+        order = " (and the other items reordered)" if f.reordered else ""
+        return f"{f.path}: {' '.join(parts)}{order}"
     a, b = pair(f.old, f.new)
     return f"{f.path}: {a} -> {b}"
 

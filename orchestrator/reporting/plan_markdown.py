@@ -126,13 +126,21 @@ def _render(plan: Plan, most_hosts: int, most_fields: int | None) -> str:
     if plan.impact is not None and (plan.impact.newly_drifting or plan.impact.newly_overdue):
         i = plan.impact
         lines = []
-        if i.newly_drifting:
-            lines.append("- newly drifting: " + ", ".join(code(x) for x in i.newly_drifting))
-        if i.newly_overdue:
-            lines.append("- newly overdue: " + ", ".join(code(x) for x in i.newly_overdue))
+        for label, hosts in (("newly drifting", i.newly_drifting),
+                             ("newly overdue", i.newly_overdue)):
+            if hosts:
+                more = f" and {len(hosts) - most_hosts} more" if len(hosts) > most_hosts \
+                    else ""
+                lines.append(f"- {label}: " + ", ".join(code(x) for x in hosts[:most_hosts])
+                             + more)
         out += _details(f"Hosts judged from stored results since {esc(i.since[:10])}", lines)
     out += [f"<sub>{esc(n)}</sub>" for n in plan.notes]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _size(text: str) -> int:
+    """Length as GitHub counts it (UTF-16 code units, to be safe)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def plan_markdown(plan: Plan, limit: int = LIMIT) -> str:
@@ -140,10 +148,10 @@ def plan_markdown(plan: Plan, limit: int = LIMIT) -> str:
     then none, until it fits; as a last resort cut at a line, every block closed."""
     for most_hosts, most_fields in ((MOST_HOST_NAMES, None), (200, 20), (0, 5), (0, 0)):
         text = _render(plan, most_hosts, most_fields)
-        if len(text) <= limit:
+        if _size(text) <= limit:
             return text
     note = "\n*Cut to fit a comment; `orchestrator plan --format json` has all of it.*\n"
-    cut = text[:limit - len(note) - 200]
+    cut = text[:limit // 2 - len(note) - 200]  # a character may take two UTF-16 units
     cut = cut[:cut.rfind("\n") + 1]
     opened = cut.count("<details>") - cut.count("</details>")
     return cut + "\n</details>\n" * opened + note

@@ -239,3 +239,68 @@ def test_require_applied_from_the_environment(repo: GitRepo, capsys, monkeypatch
     assert code == 1 and "requireApplied is on" in err
     monkeypatch.setenv("ORCHESTRATOR_REQUIRE_APPLIED", "false")
     assert run(capsys, "run-window", "patch-saturday")[0] == 3  # closed: not refused
+
+
+def test_a_guarded_run_uses_the_applied_commit_whatever_the_work_tree(
+        guarded: GitRepo, capsys, monkeypatch) -> None:
+    """Were the work tree edited between the guard's check and the load (a race), the run
+    still uses the applied commit's policies: they are read from git after the guard."""
+    from dataclasses import replace
+
+    from orchestrator.cli.output import acting_policies
+    from orchestrator.config import load_config
+    from orchestrator.context import AppContext
+    from orchestrator.gitops import applied
+
+    assert run(capsys, "apply")[0] == 0
+    commit = guarded.git("rev-parse", "HEAD")
+    guarded.edit("policies/windows/windows.yml", "duration: 4h", "duration: 24h")
+    monkeypatch.setattr(applied, "content_mismatch", lambda *a: None)  # the race won
+    a = AppContext(config=load_config(None, cwd=guarded.root))
+    rc = replace(a.run_context(), policy_revision=commit)
+    ps = acting_policies(a, rc, "run-window", acting=True, window="patch-saturday")
+    assert ps.windows["patch-saturday"].duration.total_seconds() == 4 * 3600
+    assert a.policies.windows["patch-saturday"].duration.total_seconds() == 24 * 3600
+    a.close()
+
+
+def test_git_replace_does_not_fool_the_guard(guarded: GitRepo, capsys) -> None:
+    assert run(capsys, "apply")[0] == 0
+    applied_sha = guarded.git("rev-parse", "HEAD")
+    guarded.git("checkout", "-q", "-b", "evil")
+    guarded.edit("policies/windows/windows.yml", "duration: 4h", "duration: 24h")
+    evil = guarded.commit("evil")
+    guarded.git("checkout", "-q", "main")
+    guarded.git("replace", applied_sha, evil)
+    guarded.git("reset", "-q", "--hard", applied_sha)  # checks out the replacement's tree
+    assert "duration: 24h" in guarded.read("policies/windows/windows.yml")
+    code, _, err = run(capsys, "run-window", "patch-saturday")
+    assert code == 1 and "not the applied revision" in err
+
+
+def test_a_checkout_git_converts_is_not_refused(tmp_path: Path, monkeypatch, capsys) -> None:
+    r = policy_repo(tmp_path / "crlf", require_applied=True)
+    r.write(".gitattributes", "*.yml text eol=crlf\n")
+    r.commit("CRLF in the work tree")
+    for f in (r.root / "policies").rglob("*.yml"):
+        f.unlink()
+    r.git("checkout", "--", ".")
+    assert b"\r\n" in (r.root / "policies/windows/windows.yml").read_bytes()
+    monkeypatch.chdir(r.root)
+    assert run(capsys, "apply")[0] == 0
+    code, _, err = run(capsys, "run-window", "patch-saturday")
+    assert code == 3 and "applied" not in err  # the guard passed; the window is closed
+
+
+def test_a_link_from_outside_into_the_repository(repo: GitRepo, capsys, tmp_path: Path,
+                                                 monkeypatch) -> None:
+    import os
+
+    os.symlink(repo.root / "policies", tmp_path / "policies-link")
+    repo.write("orchestrator.yml", repo.read("orchestrator.yml").replace(
+        "policies: policies/", f"policies: {tmp_path / 'policies-link'}"))
+    repo.commit("policies through a link")
+    code, out, err = run(capsys, "apply")
+    assert code == 0, err
+    repo.edit("policies/windows/windows.yml", "duration: 4h", "duration: 5h")
+    assert run(capsys, "plan", "--base", "HEAD")[0] == 2

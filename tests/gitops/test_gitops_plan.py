@@ -25,7 +25,8 @@ def test_objects_field_by_field(repo: GitRepo, capsys) -> None:
     by = {o["name"]: o for o in plan["objects"]}
     assert set(by) == {"db-extras", "linux-hardening", "patch-saturday"}
     assert by["db-extras"]["fields"] == [
-        {"path": "spec.packages.installed", "added": ["ntpsec"], "removed": []}]
+        {"path": "spec.packages.installed", "added": ["ntpsec"], "removed": [],
+         "reordered": False}]
     assert by["linux-hardening"]["fields"] == [
         {"path": "spec.sysctl.net.ipv4.ip_forward", "old": "0", "new": "1"}]
     assert by["patch-saturday"]["fields"] == [
@@ -329,3 +330,34 @@ def test_matching_a_pattern_head_is_exact(tmp_path) -> None:
     assert m.matching(("ab*",)) == {"ab", "ab\U0010ffffz", "abc", "abd-1"}
     assert m.matching(("ab?",)) == {"abc"}
     assert m.matching(("a[bx]d-*", "b")) == {"abd-1", "b"}
+
+
+def test_reordering_beside_an_addition_is_said(repo: GitRepo, capsys) -> None:
+    text = repo.read("policies/patching/policies.yml")
+    first = ("      - {classification: security, severity: [critical, high], approveAfterDays: "
+             "0, deadlineDays: 7}\n")
+    second = "      - {classification: security, approveAfterDays: 0, deadlineDays: 14}\n"
+    assert first + second in text
+    repo.write("policies/patching/policies.yml", text.replace(
+        first + second, second + first + "      - {classification: bugfix, approveAfterDays: "
+        "1, deadlineDays: 9}\n", 1))
+    _, plan = plan_json(capsys, "--base", "main", "--at", AT)
+    [obj] = plan["objects"]
+    assert obj["fields"][0]["reordered"] is True and len(obj["fields"][0]["added"]) == 1
+    _, out, _ = run(capsys, "plan", "--base", "main")
+    assert "(and the other items reordered)" in out
+
+
+def test_an_invalid_base_with_stored_audits_does_not_crash(repo: GitRepo, capsys) -> None:
+    store = _store(repo)
+    store.append(_entry("audit", "compliant", "lab-04", "db", findings=[],
+                        passed={"sysctl:net.ipv4.ip_forward": "0"}))
+    store.close()
+    repo.edit("policies/groups/groups.yml", "baselines: [linux-hardening, db-extras]",
+              "baselines: [linux-hardening, db-extras, gone]")
+    broken = repo.commit("names a missing baseline")
+    repo.edit("policies/groups/groups.yml", ", gone]", "]")
+    repo.edit("policies/baselines/linux.yml", "installed: [chrony]", "installed: [chrony, ntp]")
+    code, plan = plan_json(capsys, "--base", broken, "--at", AT)
+    assert code == 2 and plan["base"]["problems"]
+    assert plan["impact"]["audit"]["hosts"] == 1
