@@ -29,9 +29,13 @@ def policy_revision(policies: Path) -> str:
     if not folder.exists():
         return UNVERSIONED
     try:
-        env = {**os.environ, "GIT_NO_REPLACE_OBJECTS": "1"}  # the commit as made
-        head = subprocess.run(["git", "--no-optional-locks", "-C", str(folder), "rev-parse",
-                               "--show-toplevel", "HEAD"],
+        env = {k: v for k, v in os.environ.items()  # pathspecs read as written here
+               if k not in ("GIT_LITERAL_PATHSPECS", "GIT_GLOB_PATHSPECS",
+                            "GIT_NOGLOB_PATHSPECS", "GIT_ICASE_PATHSPECS")}
+        env["GIT_NO_REPLACE_OBJECTS"] = "1"  # the commit as made
+        git = ["git", "--no-optional-locks", "-c", "core.useReplaceRefs=false", "-C",
+               str(folder)]
+        head = subprocess.run([*git, "rev-parse", "--show-toplevel", "HEAD"],
                               capture_output=True, text=True, timeout=10, env=env)
         lines = head.stdout.split("\n")
         if head.returncode != 0 or len(lines) < 2 or not lines[1].strip():
@@ -49,15 +53,14 @@ def policy_revision(policies: Path) -> str:
         if os.path.islink(policies) and _under(entry, top):
             linked.append(f":(top,literal){os.path.relpath(entry, top)}")
         status = subprocess.run(
-            ["git", "--no-optional-locks", "-C", str(folder), "status", "--porcelain", "-z",
-             "--ignored=matching",
+            [*git, "status", "--porcelain", "-z", "--ignored=matching",
              "--untracked-files=all", "--", ".", *linked],
             capture_output=True, timeout=10, env=env)
         # files git is told not to look at (update-index --assume-unchanged or
         # --skip-worktree): `status` cannot see their edits, so the commit does not pin them
         flags = subprocess.run(
-            ["git", "--no-optional-locks", "-C", str(folder), "ls-files", "-v", "-z", "--",
-             ".", *linked], capture_output=True, timeout=10, env=env)
+            [*git, "ls-files", "-v", "-z", "--", ".", *linked], capture_output=True,
+            timeout=10, env=env)
     except (OSError, subprocess.TimeoutExpired):
         return UNVERSIONED
     if status.returncode != 0 or flags.returncode != 0:  # cannot tell what the commit pins

@@ -24,6 +24,7 @@ from orchestrator.changelog.record import Record, sealed_right
 from orchestrator.changelog.store import ChangeLogStore, LogFilter
 from orchestrator.context import RunContext
 from orchestrator.errors import OrchestratorError
+from orchestrator.policy.gitsource import Revision
 from orchestrator.policy.model import PolicySet
 
 
@@ -53,28 +54,32 @@ def applied_commit(store: ChangeLogStore) -> str | None:
     return commit if isinstance(commit, str) else None
 
 
-def content_mismatch(policies: Path, commit: str, applied_path: str | None) -> str | None:
-    """Why the policy folder does not hold exactly the commit's policy files, or None. Each
-    file the loader reads is hashed as git would store it (`git hash-object`, with the
-    repository's end-of-line and filter rules), and the multiset of those object names
-    must be the commit's."""
+def content_mismatch(rev: Revision, policies: Path, applied_path: str | None) -> str | None:
+    """Why the policy folder does not hold exactly the revision's policy files, or None.
+    Each file the loader reads must be one of the revision's, as git would store it
+    (`git hash-object`: the repository's end-of-line and filter rules applied) or byte for
+    byte (a file committed with CRLF, checked out unconverted), as many times."""
     from orchestrator.policy.files import find_policy_files
-    from orchestrator.policy.gitsource import GitSourceError, object_names, read_revision, resolve
+    from orchestrator.policy.gitsource import GitSourceError, object_names, read_revision
 
+    if applied_path is not None and rev.prefix != ("" if applied_path == "." else
+                                                   applied_path):
+        return (f"the policy folder is {rev.prefix or '.'} in the repository, but "
+                f"{applied_path} was applied")
     try:
-        rev = resolve(policies, commit)
-        committed = read_revision(rev)
-        if applied_path is not None and rev.prefix != ("" if applied_path == "." else
-                                                       applied_path):
-            return (f"the policy folder is {rev.prefix or '.'} in the repository, but "
-                    f"{applied_path} was applied")
+        committed = Counter(read_revision(rev).oids)
         here = object_names(rev.top, find_policy_files(policies).files)
     except GitSourceError as exc:
         return f"cannot compare with the applied revision ({exc.message})"
     if here is None:
         return "a policy file lies outside the repository"
-    if Counter(here) != Counter(committed.oids):
-        return "policy files differ from the applied commit's"
+    for filtered, raw in here:
+        name = filtered if committed[filtered] > 0 else raw
+        if committed[name] <= 0:
+            return "policy files differ from the applied commit's"
+        committed[name] -= 1
+    if +committed:
+        return "policy files differ from the applied commit's (some are missing)"
     return None
 
 
@@ -84,9 +89,10 @@ def require_applied(ctx: RunContext, policies: Path, *, doing: str, group: str |
     was applied, whatever happens to the work tree meanwhile), if the policy folder is at
     that revision. Otherwise raise NotApplied after a `skip` record. Call only when
     `requireApplied` is on."""
-    from orchestrator.policy.gitsource import load_revision, resolve
+    from orchestrator.policy.gitsource import GitSourceError, load_revision, resolve
 
     commit: str | None = None
+    checked: Revision | None = None  # resolved once: what was checked is what is loaded
     try:
         rec = applied_record(ctx.store)
     except NotApplied as exc:
@@ -94,16 +100,22 @@ def require_applied(ctx: RunContext, policies: Path, *, doing: str, group: str |
     else:
         found = rec.details.get("commit") if rec is not None else None
         commit = found if isinstance(found, str) else None
-        reason = _why_not(ctx, policies, rec, commit)
-    if reason is None and commit is not None:
-        return load_revision(resolve(policies, commit))
+        if commit is not None:
+            try:
+                checked = resolve(policies, commit)
+            except GitSourceError as exc:
+                reason = f"the applied revision {commit[:12]} cannot be read here ({exc.message})"
+        if commit is None or checked is not None:
+            reason = _why_not(ctx, checked, policies, rec, commit)
+    if reason is None and checked is not None:
+        return load_revision(checked)
     extra = {"window": window} if window else {}
     ctx.record("skip", "not-applied", group=group, step=doing, reason=reason, applied=commit,
                **extra)
     raise NotApplied(f"{doing}: {reason}")
 
 
-def _why_not(ctx: RunContext, policies: Path, rec: Record | None,
+def _why_not(ctx: RunContext, checked: Revision | None, policies: Path, rec: Record | None,
              commit: str | None) -> str | None:
     current = ctx.policy_revision
     shown = current if current == "unversioned" else current[:12] + current[40:]
@@ -119,7 +131,8 @@ def _why_not(ctx: RunContext, policies: Path, rec: Record | None,
                 f"{commit[:12]} (requireApplied); check out the applied revision, or merge "
                 "and let the pipeline run `orchestrator apply`")
     path = rec.details.get("path") if rec is not None else None
-    problem = content_mismatch(policies, commit, path if isinstance(path, str) else None)
+    assert checked is not None
+    problem = content_mismatch(checked, policies, path if isinstance(path, str) else None)
     if problem is None:
         return None
     return (f"the policies at {commit[:12]} are not what was applied: {problem} "

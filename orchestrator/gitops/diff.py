@@ -28,12 +28,15 @@ class FieldChange:
     added: tuple[Any, ...] = ()  # lists: the items added
     removed: tuple[Any, ...] = ()
     reordered: bool = False  # lists: the items kept are in another order too
+    added_at: tuple[int, ...] = ()  # each added item's place in the new list (from 0)
+    removed_at: tuple[int, ...] = ()  # each removed item's place in the old list
 
     def to_json(self) -> dict[str, Any]:
         if self.added or self.removed:
             return {"path": self.path, "added": [plain(v) for v in self.added],
+                    "addedAt": list(self.added_at),
                     "removed": [plain(v) for v in self.removed],
-                    "reordered": self.reordered}
+                    "removedAt": list(self.removed_at), "reordered": self.reordered}
         return {"path": self.path, "old": plain(self.old), "new": plain(self.new)}
 
 
@@ -121,25 +124,29 @@ def _list_change(old: list, new: list, path: str) -> list[FieldChange]:
     if old_keys == new_keys:
         return [FieldChange(path, old, new)]
     gone, came = old_keys - new_keys, new_keys - old_keys
-    added, removed, kept_new = [], [], []
-    for v in new:
+    added, removed, kept_new, added_at, removed_at = [], [], [], [], []
+    for i, v in enumerate(new):
         k = _key(v)
         if came[k] > 0:
             came[k] -= 1
             added.append(v)
+            added_at.append(i)
         else:
             kept_new.append(k)
     kept_old = []
-    for v in old:
+    for i, v in enumerate(old):
         k = _key(v)
         if gone[k] > 0:
             gone[k] -= 1
             removed.append(v)
+            removed_at.append(i)
         else:
             kept_old.append(k)
-    # order matters (approval rules: the first match wins; rollout.serial): say so
+    # order matters (approval rules: the first match wins; rollout.serial): places are kept
+    # and a changed order of the items kept is said
     return [FieldChange(path, added=tuple(added), removed=tuple(removed),
-                        reordered=kept_old != kept_new)]
+                        reordered=kept_old != kept_new, added_at=tuple(added_at),
+                        removed_at=tuple(removed_at))]
 
 
 def field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:

@@ -49,6 +49,7 @@ class Impact:
     overdue_before: int = 0
     overdue_after: int = 0
     newly_overdue: list[str] = field(default_factory=list)
+    records: int = 0  # recent audit and scan records found (hosts of the inventory)
 
     def to_json(self) -> dict[str, Any]:
         return {"since": self.since,
@@ -84,6 +85,7 @@ def stored_impact(base: PolicySet, head: PolicySet, inv: Inventory, store: Chang
         _audit_impact(base, head, inv, members, audits, today, impact, changed)
     scans = {h: r for h, r in latest(store, "patch.scan", since).items()
              if r.status in ("compliant", "overdue") and h in inv.hosts}
+    impact.records = len(audits) + len(scans)
     if scans:
         _patch_impact(base, head, inv, members, scans, today, impact, evidence)
     return impact

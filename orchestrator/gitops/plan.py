@@ -113,6 +113,9 @@ def make_plan(base: PolicySet, head: PolicySet, *, base_side: Side, head_side: S
         if impact.audited or impact.scanned:
             plan.impact = impact
         else:
-            plan.notes.append(f"no audit or patch scan results since {impact.since[:10]} in "
-                              "the store: newly drifting and overdue hosts not judged")
+            plan.notes.append(
+                f"stored results since {impact.since[:10]}: no audited or scanned host whose "
+                "baselines, waivers or patch policy change" if impact.records else
+                f"no audit or patch scan results since {impact.since[:10]} in the store: "
+                "newly drifting and overdue hosts not judged")
     return plan

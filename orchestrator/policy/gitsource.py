@@ -75,7 +75,8 @@ def _env() -> dict[str, str]:
 def git(top: Path | str, *args: str, stdin: bytes | None = None) -> bytes:
     """Run git in `top`; its output, or a one-line GitSourceError."""
     try:
-        done = subprocess.run(["git", "--literal-pathspecs", "-C", str(top), *args],
+        done = subprocess.run(["git", "--literal-pathspecs", "-c", "core.useReplaceRefs=false",
+                               "-C", str(top), *args],
                               input=stdin, capture_output=True, timeout=GIT_TIMEOUT,
                               env=_env())
     except FileNotFoundError:
@@ -327,10 +328,21 @@ def _blobs(top: Path, wanted: dict[str, str]) -> list[tuple[str, bytes]]:
     return found
 
 
-def object_names(top: Path, files: list[Path]) -> list[str] | None:
-    """The git object name each work-tree file would have if added now (the repository's
-    end-of-line and filter rules applied, `git hash-object`), or None when one lies outside
-    the repository."""
+def _c_quoted(path: str) -> str:
+    """A path as git reads it from --stdin-paths: C-quoted when it holds a newline, a
+    backslash or a double quote, or starts with a quote."""
+    if not any(c in path for c in '\n"\\\t\r') and not path.startswith('"'):
+        return path
+    body = "".join({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t",
+                    "\r": "\\r"}.get(c, c) for c in path)
+    return f'"{body}"'
+
+
+def object_names(top: Path, files: list[Path]) -> list[tuple[str, str]] | None:
+    """For each work-tree file, the git object name it would have if added now (the
+    repository's end-of-line and filter rules applied, `git hash-object`) and the name of
+    its bytes as they are (a file committed with CRLF, checked out unconverted); None when
+    one lies outside the repository."""
     rels = []
     for f in files:
         rel = os.path.relpath(os.path.realpath(f), top)
@@ -339,9 +351,10 @@ def object_names(top: Path, files: list[Path]) -> list[str] | None:
         rels.append(rel)
     if not rels:
         return []
-    out = git(top, "hash-object", "--stdin-paths",
-              stdin="".join(r + "\n" for r in rels).encode("utf-8", "surrogateescape"))
-    return out.decode().split()
+    paths = "".join(_c_quoted(r) + "\n" for r in rels).encode("utf-8", "surrogateescape")
+    filtered = git(top, "hash-object", "--stdin-paths", stdin=paths).decode().split()
+    raw = git(top, "hash-object", "--no-filters", "--stdin-paths", stdin=paths).decode().split()
+    return list(zip(filtered, raw, strict=True))
 
 
 def commit_info(rev: Revision) -> dict[str, str]:

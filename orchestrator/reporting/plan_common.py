@@ -25,37 +25,52 @@ def value(v: Any, width: int = VALUE_WIDTH) -> str:
     return f"{text[:half]} ... {text[-half:]}"
 
 
-def pair(old: Any, new: Any) -> tuple[str, str]:
-    """Two values as text, cut so that everything that differs shows: the common head and
-    tail are trimmed to a little context, the differing middle kept (up to 2 x VALUE_WIDTH,
-    then its two ends), so a late change is never hidden behind an early one."""
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common start of a and b (by halving, with C-speed comparisons)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def pair(old: Any, new: Any, middle: int = 4000) -> tuple[str, str]:
+    """Two values as text, cut so that what differs shows: the common start and end are
+    trimmed to a little context and the differing middle kept whole up to `middle`
+    characters (longer: its two ends, with how much was left out), so a late change is
+    never hidden behind an early one."""
     a, b = _text(old), _text(new)
     if len(a) <= VALUE_WIDTH and len(b) <= VALUE_WIDTH:
         return a, b
-    head = 0
-    while head < min(len(a), len(b)) and a[head] == b[head]:
-        head += 1
-    tail = 0
-    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
-        tail += 1
+    head = _common_prefix(a, b)
+    tail = _common_prefix(a[head:][::-1], b[head:][::-1])
 
     def cut(text: str) -> str:
         start, end = max(0, head - CONTEXT), min(len(text), len(text) - tail + CONTEXT)
-        middle = text[head:len(text) - tail]
-        if len(middle) > 2 * VALUE_WIDTH:
-            middle = f"{middle[:VALUE_WIDTH]} ... {middle[-VALUE_WIDTH:]}"
-        return (("..." if start else "") + text[start:head] + middle
+        mid = text[head:len(text) - tail]
+        if len(mid) > middle:
+            half = middle // 2
+            mid = f"{mid[:half]} ...({len(mid) - 2 * half} characters)... {mid[-half:]}"
+        return (("..." if start else "") + text[start:head] + mid
                 + text[len(text) - tail:end] + ("..." if end < len(text) else ""))
     return cut(a), cut(b)
 
 
-def field_line(f: FieldChange, width: int = 4 * VALUE_WIDTH) -> str:
+MOST_ITEMS = 50  # items added or removed shown per field (the JSON has them all)
+
+
+def field_line(f: FieldChange, width: int = 4 * VALUE_WIDTH, middle: int = 4000) -> str:
     if f.added or f.removed:
-        parts = [f"+{value(v, width)}" for v in f.added] + \
-            [f"-{value(v, width)}" for v in f.removed]
+        parts = [f"+{value(v, width)}@{i}" for v, i in zip(f.added, f.added_at, strict=False)]
+        parts += [f"-{value(v, width)}@{i}"
+                  for v, i in zip(f.removed, f.removed_at, strict=False)]
+        more = f" and {len(parts) - MOST_ITEMS} more" if len(parts) > MOST_ITEMS else ""
         order = " (and the other items reordered)" if f.reordered else ""
-        return f"{f.path}: {' '.join(parts)}{order}"
-    a, b = pair(f.old, f.new)
+        return f"{f.path}: {' '.join(parts[:MOST_ITEMS])}{more}{order}"
+    a, b = pair(f.old, f.new, middle)
     return f"{f.path}: {a} -> {b}"
 
 

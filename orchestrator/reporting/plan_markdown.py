@@ -45,7 +45,7 @@ def _details(summary: str, body: list[str]) -> list[str]:
     return ["<details>", f"<summary>{summary}</summary>", "", *body, "", "</details>", ""]
 
 
-def _render(plan: Plan, most_hosts: int, most_fields: int | None) -> str:
+def _render(plan: Plan, most_hosts: int, most_fields: int | None, middle: int = 1000) -> str:
     s = plan.summary()
     base = plan.base.commit[:12] if plan.base.commit else esc(plan.base.label)
     head = plan.head.commit[:12] if plan.head.commit else esc(plan.head.label)
@@ -86,7 +86,7 @@ def _render(plan: Plan, most_hosts: int, most_fields: int | None) -> str:
         for c in plan.objects:
             body.append(f"- **{c.change}** {code(f'{c.kind}/{c.name}')} in {code(c.file)}")
             shown = c.fields if most_fields is None else c.fields[:most_fields]
-            body += [f"  - {code(field_line(fc))}" for fc in shown]
+            body += [f"  - {code(field_line(fc, width=240, middle=middle))}" for fc in shown]
             if len(shown) < len(c.fields):
                 body.append(f"  - and {len(c.fields) - len(shown)} more field(s)")
         out += _details(f"Objects ({len(plan.objects)})", body)
@@ -146,8 +146,9 @@ def _size(text: str) -> int:
 def plan_markdown(plan: Plan, limit: int = LIMIT) -> str:
     """The comment, at most `limit` characters: with fewer host names, then fewer fields,
     then none, until it fits; as a last resort cut at a line, every block closed."""
-    for most_hosts, most_fields in ((MOST_HOST_NAMES, None), (200, 20), (0, 5), (0, 0)):
-        text = _render(plan, most_hosts, most_fields)
+    for most_hosts, most_fields, middle in ((MOST_HOST_NAMES, None, 1000), (200, None, 300),
+                                            (50, 20, 200), (0, 10, 120), (0, 0, 0)):
+        text = _render(plan, most_hosts, most_fields, middle)
         if _size(text) <= limit:
             return text
     note = "\n*Cut to fit a comment; `orchestrator plan --format json` has all of it.*\n"

@@ -171,9 +171,11 @@ def test_edits_git_is_told_to_ignore_are_caught(guarded: GitRepo, capsys) -> Non
     assert code == 1 and "+dirty (uncommitted changes)" in err
     # were the revision stamp fooled, the content check still holds
     from orchestrator.gitops.applied import content_mismatch
+    from orchestrator.policy.gitsource import resolve
 
     commit = guarded.git("rev-parse", "HEAD")
-    assert "policy files differ" in content_mismatch(guarded.root / "policies", commit,
+    assert "policy files differ" in content_mismatch(resolve(guarded.root / "policies", commit),
+                                                     guarded.root / "policies",
                                                      "policies")
     guarded.git("update-index", "--no-skip-worktree", "policies/windows/windows.yml")
     guarded.git("update-index", "--assume-unchanged", "policies/windows/windows.yml")
@@ -276,6 +278,9 @@ def test_git_replace_does_not_fool_the_guard(guarded: GitRepo, capsys) -> None:
     assert "duration: 24h" in guarded.read("policies/windows/windows.yml")
     code, _, err = run(capsys, "run-window", "patch-saturday")
     assert code == 1 and "not the applied revision" in err
+    guarded.git("config", "core.useReplaceRefs", "true")  # overrides the environment
+    code, _, err = run(capsys, "run-window", "patch-saturday")
+    assert code == 1 and "not the applied revision" in err
 
 
 def test_a_checkout_git_converts_is_not_refused(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -304,3 +309,26 @@ def test_a_link_from_outside_into_the_repository(repo: GitRepo, capsys, tmp_path
     assert code == 0, err
     repo.edit("policies/windows/windows.yml", "duration: 4h", "duration: 5h")
     assert run(capsys, "plan", "--base", "HEAD")[0] == 2
+
+
+def test_a_file_committed_with_crlf_under_autocrlf(tmp_path: Path, monkeypatch,
+                                                  capsys) -> None:
+    r = policy_repo(tmp_path / "crlf2", require_applied=True)
+    win = r.root / "policies/windows/windows.yml"
+    win.write_bytes(win.read_bytes().replace(b"\n", b"\r\n"))
+    r.commit("CRLF committed as is")
+    r.git("config", "core.autocrlf", "true")  # git status stays clean; hash-object converts
+    monkeypatch.chdir(r.root)
+    assert run(capsys, "apply")[0] == 0
+    code, _, err = run(capsys, "run-window", "patch-saturday")
+    assert code == 3 and "applied" not in err
+
+
+def test_odd_policy_file_names_pass_the_guard(guarded: GitRepo, capsys) -> None:
+    text = guarded.read("policies/windows/freezes.yml")
+    (guarded.root / "policies/windows/freezes.yml").unlink()
+    guarded.write('policies/windows/"quoted\nname.yml', text)
+    guarded.commit("an odd file name")
+    assert run(capsys, "apply")[0] == 0
+    code, _, err = run(capsys, "run-window", "patch-saturday")
+    assert code == 3 and "applied" not in err, err

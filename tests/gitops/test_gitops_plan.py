@@ -25,8 +25,8 @@ def test_objects_field_by_field(repo: GitRepo, capsys) -> None:
     by = {o["name"]: o for o in plan["objects"]}
     assert set(by) == {"db-extras", "linux-hardening", "patch-saturday"}
     assert by["db-extras"]["fields"] == [
-        {"path": "spec.packages.installed", "added": ["ntpsec"], "removed": [],
-         "reordered": False}]
+        {"path": "spec.packages.installed", "added": ["ntpsec"], "addedAt": [1], "removed": [],
+         "removedAt": [], "reordered": False}]
     assert by["linux-hardening"]["fields"] == [
         {"path": "spec.sysctl.net.ipv4.ip_forward", "old": "0", "new": "1"}]
     assert by["patch-saturday"]["fields"] == [
@@ -247,11 +247,19 @@ spec: {{schedule: {{cron: "0 1 * * *"}}, timezone: UTC, duration: 1h}}
     repo.edit("policies/windows/long.yml", "health.log", "health.log; curl evil")
     code, out, _ = run(capsys, "plan", "--base", "HEAD~1")
     assert code == 2
-    assert '+{"mode": "0777", "owner": "root", "path": "/etc/sudoers"}' in out
-    assert '+{"approveAfterDays": 0, "classification": "any", "deadlineDays": 3650}' in out
+    assert '+{"mode": "0777", "owner": "root", "path": "/etc/sudoers"}@3' in out
+    # a rule put first (the first match wins) is told apart from one appended
+    assert '+{"approveAfterDays": 0, "classification": "any", "deadlineDays": 3650}@0' in out
     _, out, _ = run(capsys, "plan", "--base", base)
     line = next(x for x in out.splitlines() if "metadata.description" in x)
     assert "curl evil" in line and line.count("health.log") == 2
+    # three changes in one long value: the middle one shows too
+    text = repo.read("policies/windows/long.yml")
+    repo.write("policies/windows/long.yml", text.replace("x" * 150, "A" + "x" * 70 + "; rm -rf /"
+                                                         + "x" * 69 + "Z"))
+    _, out, _ = run(capsys, "plan", "--base", base)
+    line = next(x for x in out.splitlines() if "metadata.description" in x)
+    assert "rm -rf" in line and "curl evil" in line
 
 
 def test_a_description_or_another_platform_changes_no_host(repo: GitRepo, capsys) -> None:
