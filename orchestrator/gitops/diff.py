@@ -117,31 +117,29 @@ def _key(value: Any) -> str:
     return json.dumps(plain(value), sort_keys=True, ensure_ascii=False)
 
 
+def _split(items: list, extra: Counter[str]) -> tuple[list, list[int], list[str]]:
+    """(the items counted in `extra`, their places, the keys of the others in order)."""
+    taken, at, kept = [], [], []
+    left = Counter(extra)
+    for i, v in enumerate(items):
+        k = _key(v)
+        if left[k] > 0:
+            left[k] -= 1
+            taken.append(v)
+            at.append(i)
+        else:
+            kept.append(k)
+    return taken, at, kept
+
+
 def _list_change(old: list, new: list, path: str) -> list[FieldChange]:
     """Items added and removed (as many times as they occur), in their order; the same
     items in another order are one whole-value change."""
     old_keys, new_keys = Counter(map(_key, old)), Counter(map(_key, new))
     if old_keys == new_keys:
         return [FieldChange(path, old, new)]
-    gone, came = old_keys - new_keys, new_keys - old_keys
-    added, removed, kept_new, added_at, removed_at = [], [], [], [], []
-    for i, v in enumerate(new):
-        k = _key(v)
-        if came[k] > 0:
-            came[k] -= 1
-            added.append(v)
-            added_at.append(i)
-        else:
-            kept_new.append(k)
-    kept_old = []
-    for i, v in enumerate(old):
-        k = _key(v)
-        if gone[k] > 0:
-            gone[k] -= 1
-            removed.append(v)
-            removed_at.append(i)
-        else:
-            kept_old.append(k)
+    added, added_at, kept_new = _split(new, new_keys - old_keys)
+    removed, removed_at, kept_old = _split(old, old_keys - new_keys)
     # order matters (approval rules: the first match wins; rollout.serial): places are kept
     # and a changed order of the items kept is said
     return [FieldChange(path, added=tuple(added), removed=tuple(removed),
