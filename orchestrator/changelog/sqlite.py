@@ -20,6 +20,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from orchestrator.changelog.record import GENESIS, Entry, Record, seal
+from orchestrator.changelog.rows import (
+    LEASE_FIELDS,
+    RECORD_COLUMNS,
+    lease_from_row,
+    record_from_row,
+)
 from orchestrator.changelog.store import ChangeLogStore, Lease, LeaseOwner, LogFilter
 from orchestrator.errors import StateError
 from orchestrator.privatefs import check_entry, open_trusted_dir, private_dir, resolve_trusted
@@ -70,9 +76,6 @@ COMPANIONS = ("-wal", "-shm", "-journal")  # what SQLite keeps beside the databa
 # an older orchestrator gets them on open (its leases are finished runs: state done).
 LEASE_COLUMNS = (("heartbeat", "TEXT"), ("node", "TEXT"), ("pid", "INTEGER"),
                  ("started", "TEXT"), ("state", "TEXT NOT NULL DEFAULT 'done'"))
-LEASE_SELECT = "key, holder, acquired, until, heartbeat, node, pid, started, state"
-COLUMNS = ("seq, time, run, occurrence, policy_revision, actor, host, grp, action, status, "
-           "details, prev_hash, hash")
 
 
 class SqliteStore(ChangeLogStore):
@@ -183,7 +186,7 @@ class SqliteStore(ChangeLogStore):
             for entry in entries:
                 rec = seal(entry, seq, prev)
                 conn.execute(
-                    f"INSERT INTO records ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO records ({RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (rec.seq, rec.time, rec.run, rec.occurrence, rec.policyRevision,
                      rec.actor, rec.host, rec.group, rec.action, rec.status,
                      json.dumps(rec.details, sort_keys=True, ensure_ascii=False),
@@ -204,7 +207,7 @@ class SqliteStore(ChangeLogStore):
         if flt.since is not None:
             where.append("time >= ?")
             args.append(flt.since)
-        sql = f"SELECT {COLUMNS} FROM records"
+        sql = f"SELECT {RECORD_COLUMNS} FROM records"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
@@ -213,7 +216,7 @@ class SqliteStore(ChangeLogStore):
         try:
             cur = self._conn.execute(sql, args)
             for row in cur:
-                yield _row_to_record(row, self.path)
+                yield record_from_row(row)
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
 
@@ -222,20 +225,20 @@ class SqliteStore(ChangeLogStore):
 
     def record_at(self, seq: int) -> Record | None:
         try:
-            row = self._conn.execute(f"SELECT {COLUMNS} FROM records WHERE seq = ?",
+            row = self._conn.execute(f"SELECT {RECORD_COLUMNS} FROM records WHERE seq = ?",
                                      (seq,)).fetchone()
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
-        return _row_to_record(row, self.path) if row else None
+        return record_from_row(row) if row else None
 
     def acquire_lease(self, key: str, holder: str, until: datetime,
                       now: datetime | None = None, *, owner: LeaseOwner | None = None,
                       replacing: Lease | None = None) -> bool:
         at = _utc(now or datetime.now(UTC))
         with self._immediate() as conn:
-            row = conn.execute(f"SELECT {LEASE_SELECT} FROM leases WHERE key = ?",
+            row = conn.execute(f"SELECT {LEASE_FIELDS} FROM leases WHERE key = ?",
                                (key,)).fetchone()
-            held = _row_to_lease(row) if row is not None else None
+            held = lease_from_row(row) if row is not None else None
             # a running lease is never just expired: only taken over from a holder judged
             # gone (`replacing`), however long its run takes
             if held is not None and (held.state == "running" or held.until > at):
@@ -244,7 +247,7 @@ class SqliteStore(ChangeLogStore):
                     return False  # held: nothing written
             stamp = _utc(datetime.now(UTC))
             conn.execute(
-                f"INSERT OR REPLACE INTO leases ({LEASE_SELECT}) VALUES (?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO leases ({LEASE_FIELDS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 (key, holder, stamp, _utc(until), stamp, owner.node if owner else None,
                  owner.pid if owner else None, owner.started if owner else None, "running"))
             return True
@@ -257,11 +260,11 @@ class SqliteStore(ChangeLogStore):
 
     def lease(self, key: str) -> Lease | None:
         try:
-            row = self._conn.execute(f"SELECT {LEASE_SELECT} FROM leases WHERE key = ?",
+            row = self._conn.execute(f"SELECT {LEASE_FIELDS} FROM leases WHERE key = ?",
                                      (key,)).fetchone()
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
-        return _row_to_lease(row) if row else None
+        return lease_from_row(row) if row else None
 
     def heartbeat(self, key: str, holder: str) -> bool:
         try:
@@ -342,18 +345,3 @@ def _migrate_leases(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
         raise
 
-
-def _row_to_lease(row: tuple) -> Lease:
-    owner = LeaseOwner(row[5], int(row[6]), row[7] or "") if row[5] and row[6] else None
-    return Lease(key=row[0], holder=row[1], acquired=row[2], until=row[3], heartbeat=row[4],
-                 owner=owner, state=row[8] or "done")
-
-
-def _row_to_record(row: tuple, path: Path) -> Record:
-    try:
-        details = json.loads(row[10])
-    except (TypeError, ValueError):
-        details = {"_unreadable": str(row[10])}
-    return Record(seq=row[0], time=row[1], run=row[2], occurrence=row[3], policyRevision=row[4],
-                  actor=row[5], host=row[6], group=row[7], action=row[8], status=row[9],
-                  details=details, prevHash=row[11], hash=row[12])

@@ -99,3 +99,32 @@ def lab_fresh_windows_host(lab_fleet):
     lab_fleet.set_windows_state(name, default_state(name))
     yield name
     lab_fleet.set_windows_state(name, original)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster on loopback for the whole session (lab/postgres.py).
+    Skipped where no server is installed, unless ORCHESTRATOR_LAB_REQUIRED=1."""
+    from orchestrator.lab.errors import LabError
+    from orchestrator.lab.postgres import Cluster, server_bin
+
+    try:
+        server_bin()
+    except LabError as exc:
+        if os.environ.get("ORCHESTRATOR_LAB_REQUIRED") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """A new, empty database of the session's cluster."""
+    import uuid
+
+    return pg_cluster.database("t_" + uuid.uuid4().hex[:16])

@@ -4,13 +4,10 @@ age in a group counts from the first day any host of that group had it pending."
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
-
-from orchestrator.changelog.sqlite import SqliteStore
 
 
-def test_first_seen_is_kept_and_counted_per_group(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_first_seen_is_kept_and_counted_per_group(stores) -> None:
+    store = stores()
     d1, d2, d3 = date(2026, 11, 1), date(2026, 11, 5), date(2026, 11, 9)
     assert store.first_seen("web", "web-01", [("acme-tls", "1.1")], d1) == {
         ("acme-tls", "1.1"): d1}
@@ -27,7 +24,7 @@ def test_first_seen_is_kept_and_counted_per_group(tmp_path: Path) -> None:
         ("acme-tls", "1.1"): d3}
     store.close()
     # it survives a new process (the file), and is kept per host too
-    again = SqliteStore(tmp_path / "state.db")
+    again = stores()
     rows = again._conn.execute(
         "SELECT grp, host, package, version, first_seen FROM patch_first_seen "
         "ORDER BY grp, host, version").fetchall()

@@ -36,8 +36,8 @@ def dead_owner() -> LeaseOwner:
     return LeaseOwner(me.node, proc.pid, f"{boot}:{pidns}:{tick}")
 
 
-def test_a_live_holder_on_this_machine_is_never_gone_even_without_heartbeat(tmp_path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+def test_a_live_holder_on_this_machine_is_never_gone_even_without_heartbeat(stores) -> None:
+    store = stores()
     assert store.acquire_lease("w@1", "run-a", UNTIL, owner=this_owner())
     held = store.lease("w@1")
     assert held is not None and held.state == "running" and held.owner == this_owner()
@@ -45,8 +45,8 @@ def test_a_live_holder_on_this_machine_is_never_gone_even_without_heartbeat(tmp_
     assert holder_gone(held, now=late) is None  # alive (maybe stopped), not dead
 
 
-def test_a_dead_process_on_this_machine_is_gone_at_once(tmp_path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+def test_a_dead_process_on_this_machine_is_gone_at_once(stores) -> None:
+    store = stores()
     owner = dead_owner()
     assert store.acquire_lease("w@1", "run-a", UNTIL, owner=owner)
     held = store.lease("w@1")
@@ -89,8 +89,8 @@ def test_another_machine_is_gone_only_after_its_heartbeat_is_stale() -> None:
     assert why is not None and "no heartbeat on elsewhere-" in why
 
 
-def test_a_finished_run_is_never_taken_over(tmp_path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+def test_a_finished_run_is_never_taken_over(stores) -> None:
+    store = stores()
     assert store.acquire_lease("w@1", "run-a", UNTIL, owner=dead_owner())
     store.finish_lease("w@1", "run-a")
     held = store.lease("w@1")
@@ -99,10 +99,9 @@ def test_a_finished_run_is_never_taken_over(tmp_path) -> None:
     assert not store.heartbeat("w@1", "run-a")  # a finished lease beats no more
 
 
-def test_take_over_is_compare_and_swap(tmp_path) -> None:
+def test_take_over_is_compare_and_swap(stores) -> None:
     """Two runs judge the same dead lease: one takes it, the other sees it changed."""
-    path = tmp_path / "s.db"
-    a, b = SqliteStore(path), SqliteStore(path)
+    a, b = stores(), stores()
     assert a.acquire_lease("w@1", "run-dead", UNTIL, owner=dead_owner())
     held = a.lease("w@1")
     assert held is not None
@@ -117,8 +116,8 @@ def test_take_over_is_compare_and_swap(tmp_path) -> None:
     assert not a.acquire_lease("w@1", "run-d", UNTIL, replacing=stale)
 
 
-def test_heartbeat_thread_beats_and_notices_a_lost_lease(tmp_path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+def test_heartbeat_thread_beats_and_notices_a_lost_lease(stores) -> None:
+    store = stores()
     assert store.acquire_lease("w@1", "run-a", UNTIL, owner=this_owner())
     first = store.lease("w@1").heartbeat  # type: ignore[union-attr]
     beat = Heartbeat(store.url, "w@1", "run-a", interval=0.05).start()

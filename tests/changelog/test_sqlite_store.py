@@ -27,10 +27,9 @@ def entry(action: str = "audit", host: str | None = "web-01", run: str = "r-1",
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    s = SqliteStore(tmp_path / "state" / "state.db")
-    yield s
-    s.close()
+def store(stores):
+    """The store under test: SQLite and PostgreSQL in turn (tests/changelog/conftest.py)."""
+    return stores()
 
 
 def test_records_chain_and_round_trip(store: SqliteStore) -> None:
@@ -57,6 +56,11 @@ def test_filters(store: SqliteStore) -> None:
     assert [r.seq for r in store.records(LogFilter(host="b"))] == [2, 3]
     assert [r.seq for r in store.records(LogFilter(run="r-1", action="audit"))] == [1]
     assert [r.seq for r in store.records(LogFilter(since="2999-01-01T00:00:00Z"))] == []
+    assert [r.seq for r in store.records(LogFilter(host="b"), newest_first=True,
+                                         limit=1)] == [3]
+    assert store.latest(LogFilter(action="audit")).seq == 3  # type: ignore[union-attr]
+    assert store.record_at(2).action == "install"  # type: ignore[union-attr]
+    assert store.record_at(9) is None
 
 
 def test_state_files_are_private(tmp_path: Path) -> None:

@@ -1,0 +1,29 @@
+"""Records and leases from table rows: the column order both stores use (sqlite.py,
+postgres.py)."""
+
+from __future__ import annotations
+
+import json
+
+from orchestrator.changelog.record import Record
+from orchestrator.changelog.store import Lease, LeaseOwner
+
+RECORD_COLUMNS = ("seq, time, run, occurrence, policy_revision, actor, host, grp, action, "
+                  "status, details, prev_hash, hash")
+LEASE_FIELDS = "key, holder, acquired, until, heartbeat, node, pid, started, state"
+
+
+def lease_from_row(row: tuple) -> Lease:
+    owner = LeaseOwner(row[5], int(row[6]), row[7] or "") if row[5] and row[6] else None
+    return Lease(key=row[0], holder=row[1], acquired=row[2], until=row[3], heartbeat=row[4],
+                 owner=owner, state=row[8] or "done")
+
+
+def record_from_row(row: tuple) -> Record:
+    try:
+        details = json.loads(row[10])
+    except (TypeError, ValueError):
+        details = {"_unreadable": str(row[10])}
+    return Record(seq=row[0], time=row[1], run=row[2], occurrence=row[3], policyRevision=row[4],
+                  actor=row[5], host=row[6], group=row[7], action=row[8], status=row[9],
+                  details=details, prevHash=row[11], hash=row[12])
