@@ -19,7 +19,6 @@ libpq connection URI, so TLS is `?sslmode=verify-full&sslrootcert=...` (README).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -30,6 +29,7 @@ from orchestrator.changelog.rows import (
     RECORD_COLUMNS,
     lease_from_row,
     record_from_row,
+    record_row,
 )
 from orchestrator.changelog.store import ChangeLogStore, Lease, LeaseOwner, LogFilter
 from orchestrator.errors import StateError
@@ -171,10 +171,7 @@ class PostgresStore(ChangeLogStore):
             rows = []
             for entry in entries:
                 rec = seal(entry, seq, prev)
-                rows.append((rec.seq, rec.time, rec.run, rec.occurrence, rec.policyRevision,
-                             rec.actor, rec.host, rec.group, rec.action, rec.status,
-                             json.dumps(rec.details, sort_keys=True, ensure_ascii=False),
-                             rec.prevHash, rec.hash))
+                rows.append(record_row(rec))
                 out.append(rec)
                 seq, prev = seq + 1, rec.hash
             cur.executemany(f"INSERT INTO records ({RECORD_COLUMNS}) VALUES "
@@ -281,6 +278,33 @@ class PostgresStore(ChangeLogStore):
                             "package = %s AND version = %s", (group, name, version))
                 out[(name, version)] = date.fromisoformat(cur.fetchone()[0])
         return out
+
+    def import_records(self, records: list[Record]) -> None:
+        if not records:
+            return
+        with self._tx() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+            cur.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")
+            row = cur.fetchone()
+            seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+            for rec in records:
+                if rec.seq != seq + 1 or rec.prevHash != prev:
+                    raise StateError(f"{self._shown}: record {rec.seq} does not follow record "
+                                     f"{seq} of this log; migrate into an empty store")
+                seq, prev = rec.seq, rec.hash
+            cur.executemany(f"INSERT INTO records ({RECORD_COLUMNS}) VALUES "
+                            "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                            [record_row(r) for r in records])
+
+    def first_seen_rows(self) -> list[tuple[str, str, str, str, str]]:
+        return [tuple(r) for r in self._query(  # type: ignore[misc]
+            "SELECT grp, host, package, version, first_seen FROM patch_first_seen "
+            "ORDER BY grp, host, package, version")]
+
+    def import_first_seen(self, rows: list[tuple[str, str, str, str, str]]) -> None:
+        with self._tx() as cur:
+            cur.executemany("INSERT INTO patch_first_seen (grp, host, package, version, "
+                            "first_seen) VALUES (%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", rows)
 
     def close(self) -> None:
         try:

@@ -27,3 +27,10 @@ def record_from_row(row: tuple) -> Record:
     return Record(seq=row[0], time=row[1], run=row[2], occurrence=row[3], policyRevision=row[4],
                   actor=row[5], host=row[6], group=row[7], action=row[8], status=row[9],
                   details=details, prevHash=row[11], hash=row[12])
+
+
+def record_row(rec: Record) -> tuple:
+    """A record as a row, `details` as the JSON text its hash was computed over."""
+    return (rec.seq, rec.time, rec.run, rec.occurrence, rec.policyRevision, rec.actor, rec.host,
+            rec.group, rec.action, rec.status,
+            json.dumps(rec.details, sort_keys=True, ensure_ascii=False), rec.prevHash, rec.hash)

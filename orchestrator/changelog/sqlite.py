@@ -12,7 +12,6 @@ is a one-line StateError naming the file (privatefs).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from orchestrator.changelog.rows import (
     RECORD_COLUMNS,
     lease_from_row,
     record_from_row,
+    record_row,
 )
 from orchestrator.changelog.store import ChangeLogStore, Lease, LeaseOwner, LogFilter
 from orchestrator.errors import StateError
@@ -187,10 +187,7 @@ class SqliteStore(ChangeLogStore):
                 rec = seal(entry, seq, prev)
                 conn.execute(
                     f"INSERT INTO records ({RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (rec.seq, rec.time, rec.run, rec.occurrence, rec.policyRevision,
-                     rec.actor, rec.host, rec.group, rec.action, rec.status,
-                     json.dumps(rec.details, sort_keys=True, ensure_ascii=False),
-                     rec.prevHash, rec.hash))
+                    record_row(rec))
                 out.append(rec)
                 seq, prev = seq + 1, rec.hash
         return out
@@ -299,6 +296,34 @@ class SqliteStore(ChangeLogStore):
                     "package = ? AND version = ?", (group, name, version)).fetchone()
                 out[(name, version)] = date.fromisoformat(row[0])
         return out
+
+    def import_records(self, records: list[Record]) -> None:
+        if not records:
+            return
+        with self._immediate() as conn:
+            row = conn.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+            for rec in records:
+                if rec.seq != seq + 1 or rec.prevHash != prev:
+                    raise StateError(f"{self.path}: record {rec.seq} does not follow record "
+                                     f"{seq} of this log; migrate into an empty store")
+                conn.execute(
+                    f"INSERT INTO records ({RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    record_row(rec))
+                seq, prev = rec.seq, rec.hash
+
+    def first_seen_rows(self) -> list[tuple[str, str, str, str, str]]:
+        try:
+            return [tuple(r) for r in self._conn.execute(  # type: ignore[misc]
+                "SELECT grp, host, package, version, first_seen FROM patch_first_seen "
+                "ORDER BY grp, host, package, version")]
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from None
+
+    def import_first_seen(self, rows: list[tuple[str, str, str, str, str]]) -> None:
+        with self._immediate() as conn:
+            conn.executemany("INSERT OR IGNORE INTO patch_first_seen (grp, host, package, "
+                             "version, first_seen) VALUES (?,?,?,?,?)", rows)
 
     def close(self) -> None:
         self._conn.close()

@@ -117,6 +117,20 @@ class ChangeLogStore(ABC):
         where its source gives no release date (SPEC: "first seen pending in that group")."""
 
     @abstractmethod
+    def import_records(self, records: list[Record]) -> None:
+        """Store records sealed elsewhere exactly as they are (a migration), in one
+        transaction; each must follow the last one stored (seq and prevHash), else
+        StateError and nothing is stored."""
+
+    @abstractmethod
+    def first_seen_rows(self) -> list[tuple[str, str, str, str, str]]:
+        """Every kept (group, host, package, version, first seen date)."""
+
+    @abstractmethod
+    def import_first_seen(self, rows: list[tuple[str, str, str, str, str]]) -> None:
+        """Keep these first-seen rows (a date already kept stays)."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def verify(self, expect: Anchor | None = None) -> VerifyResult:

@@ -140,3 +140,32 @@ def verify(ctx: click.Context, expect: str | None) -> None:
               + (f", record {anchor.seq} matches the expected hash" if anchor else "")
               + f"; anchor {result.anchor} (keep it elsewhere; check later with "
                 "'log verify --expect SEQ:HASH')")
+
+
+@log.command()
+@click.option("--to", "to", required=True, metavar="URL",
+              help="The store to copy into, empty: postgresql://... or sqlite:///PATH.")
+@click.pass_context
+def migrate(ctx: click.Context, to: str) -> None:
+    """Copy the change log into another store, hashes verified on both sides. Exit 0, 1.
+
+    The source is the configured state; the target must hold no records. Records keep
+    their sequence numbers, times and hashes; first-seen dates of pending patches follow."""
+    from orchestrator.changelog.migrate import migrate as copy_log
+    from orchestrator.changelog.open import open_store
+
+    a = app(ctx)
+    missing = _missing_sqlite_file(a.config.state)
+    if missing is not None:
+        raise ConfigError(f"{missing}: no change log to migrate; check --state")
+    target = open_store(to)
+    try:
+        done = copy_log(a.store, target)
+    finally:
+        target.close()
+    if a.output_format == "json":
+        emit_json({"records": done.records, "firstSeen": done.first_seen,
+                   "anchor": done.anchor, "to": redact(to)})
+        return
+    emit_line(f"migrated {done.records} records and {done.first_seen} first-seen dates to "
+              f"{redact(to)}; both chains verified, anchor {done.anchor}")

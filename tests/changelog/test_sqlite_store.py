@@ -314,3 +314,14 @@ def test_lease_race_with_pause_between_read_and_write(tmp_path: Path) -> None:
     s = SqliteStore(path)
     assert s.lease_holder("w@occurrence") == f"run-{'a' if results['a'] else 'b'}"
     s.close()
+
+
+def test_import_keeps_records_as_sealed_and_refuses_gaps(stores) -> None:
+    source, target = stores("source"), stores("target")
+    recs = source.append_many([entry("audit", host=f"h{i}") for i in range(4)])
+    with pytest.raises(StateError, match="record 2 does not follow record 0"):
+        target.import_records(recs[1:])
+    assert list(target.records()) == []  # nothing of the refused batch
+    target.import_records(recs[:2])
+    target.import_records(recs[2:])
+    assert list(target.records()) == recs and target.verify().ok
