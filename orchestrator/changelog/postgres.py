@@ -23,7 +23,15 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
-from orchestrator.changelog.record import GENESIS, Entry, Record, seal
+from orchestrator.changelog.record import (
+    GENESIS,
+    Anchor,
+    Entry,
+    Record,
+    VerifyResult,
+    seal,
+    verify_rows,
+)
 from orchestrator.changelog.rows import (
     LEASE_FIELDS,
     RECORD_COLUMNS,
@@ -55,6 +63,7 @@ CREATE INDEX IF NOT EXISTS records_host ON records(host);
 CREATE INDEX IF NOT EXISTS records_run ON records(run);
 CREATE INDEX IF NOT EXISTS records_occurrence ON records(occurrence);
 CREATE INDEX IF NOT EXISTS records_action ON records(action);
+CREATE INDEX IF NOT EXISTS records_time ON records(time);
 CREATE TABLE IF NOT EXISTS leases (
     key TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
@@ -180,6 +189,14 @@ class PostgresStore(ChangeLogStore):
 
     def records(self, flt: LogFilter | None = None, *, newest_first: bool = False,
                 limit: int | None = None) -> Iterator[Record]:
+        return (record_from_row(row) for row in self._rows(flt, newest_first, limit))
+
+    def verify(self, expect: Anchor | None = None) -> VerifyResult:
+        """The chain checked from the rows' text, streaming (record.verify_rows)."""
+        return verify_rows(self._rows(None, False, None), record_from_row, expect)
+
+    def _rows(self, flt: LogFilter | None, newest_first: bool, limit: int | None
+              ) -> Iterator[tuple]:
         flt = flt or LogFilter()
         where, args = [], []
         for column, value in (("host", flt.host), ("run", flt.run), ("action", flt.action),
@@ -204,8 +221,7 @@ class PostgresStore(ChangeLogStore):
                 sql += " WHERE " + " AND ".join(cond)
             sql += (" ORDER BY seq DESC" if newest_first else " ORDER BY seq") + f" LIMIT {page}"
             rows = self._query(sql, tuple(cargs))
-            for row in rows:
-                yield record_from_row(row)
+            yield from rows
             if len(rows) < page:
                 return
             last = rows[-1][0]

@@ -30,7 +30,9 @@ def record_from_row(row: tuple) -> Record:
 
 
 def record_row(rec: Record) -> tuple:
-    """A record as a row, `details` as the JSON text its hash was computed over."""
+    """A record as a row, `details` as the exact JSON text its hash covers (compact, keys
+    sorted: `log verify` checks it without parsing, record.canonical_from_row)."""
     return (rec.seq, rec.time, rec.run, rec.occurrence, rec.policyRevision, rec.actor, rec.host,
             rec.group, rec.action, rec.status,
-            json.dumps(rec.details, sort_keys=True, ensure_ascii=False), rec.prevHash, rec.hash)
+            json.dumps(rec.details, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                       allow_nan=False), rec.prevHash, rec.hash)

@@ -18,7 +18,15 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from orchestrator.changelog.record import GENESIS, Entry, Record, seal
+from orchestrator.changelog.record import (
+    GENESIS,
+    Anchor,
+    Entry,
+    Record,
+    VerifyResult,
+    seal,
+    verify_rows,
+)
 from orchestrator.changelog.rows import (
     LEASE_FIELDS,
     RECORD_COLUMNS,
@@ -61,6 +69,7 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 CREATE INDEX IF NOT EXISTS records_occurrence ON records(occurrence);
 CREATE INDEX IF NOT EXISTS records_action ON records(action);
+CREATE INDEX IF NOT EXISTS records_time ON records(time);
 CREATE TABLE IF NOT EXISTS patch_first_seen (
     grp TEXT NOT NULL,
     host TEXT NOT NULL,
@@ -194,6 +203,14 @@ class SqliteStore(ChangeLogStore):
 
     def records(self, flt: LogFilter | None = None, *, newest_first: bool = False,
                 limit: int | None = None) -> Iterator[Record]:
+        return (record_from_row(row) for row in self._rows(flt, newest_first, limit))
+
+    def verify(self, expect: Anchor | None = None) -> VerifyResult:
+        """The chain checked from the rows' text, streaming (record.verify_rows)."""
+        return verify_rows(self._rows(None, False, None), record_from_row, expect)
+
+    def _rows(self, flt: LogFilter | None, newest_first: bool, limit: int | None
+              ) -> Iterator[tuple]:
         flt = flt or LogFilter()
         where, args = [], []
         for column, value in (("host", flt.host), ("run", flt.run), ("action", flt.action),
@@ -212,8 +229,7 @@ class SqliteStore(ChangeLogStore):
             sql += f" LIMIT {int(limit)}"
         try:
             cur = self._conn.execute(sql, args)
-            for row in cur:
-                yield record_from_row(row)
+            yield from cur
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
 

@@ -325,3 +325,35 @@ def test_import_keeps_records_as_sealed_and_refuses_gaps(stores) -> None:
     target.import_records(recs[:2])
     target.import_records(recs[2:])
     assert list(target.records()) == recs and target.verify().ok
+
+
+TRICKY = [{"s": 'quote " backslash \\ tab \t newline \n nul \x00 del \x7f é 𝄞 \u2028'},
+          {"b": [True, False, None], "n": [0, -1, 1.5, 1e300, 12345678901234567890]},
+          {"z": {"y": {"x": []}}, "a": ""}, {}]
+
+
+@pytest.mark.parametrize("details", TRICKY)
+def test_rows_verify_from_their_text_as_the_record_hash_says(details: dict) -> None:
+    from orchestrator.changelog.record import canonical_from_row, canonical_json, seal
+    from orchestrator.changelog.rows import record_row
+
+    rec = seal(Entry(run="r\u00e9", action="a\"b", status="ok", actor="x\\y",
+                     policy_revision="p", host=None, group="g\n", occurrence="o@1",
+                     details=details), 7, "0" * 64)
+    assert canonical_from_row(record_row(rec)) == canonical_json(rec.to_json())
+
+
+def test_rows_written_by_an_older_version_still_verify(stores) -> None:
+    import json
+
+    store = stores()
+    recs = store.append_many([entry("audit", host=f"h{i}", n=i) for i in range(3)])
+    # the details text as version 0.1 wrote it: keys sorted, with spaces
+    old = json.dumps(recs[1].details, sort_keys=True, ensure_ascii=False)
+    sql = ("UPDATE records SET details = ? WHERE seq = 2" if stores.backend == "sqlite"
+           else "UPDATE records SET details = %s WHERE seq = 2")
+    store._conn.execute(sql, (old,))  # both connections write at once (autocommit)
+    assert '"n": 1' in old and store.verify().ok
+    store._conn.execute(sql, (old.replace('"n": 1', '"n": 9'),))
+    result = store.verify()
+    assert not result.ok and result.broken_seq == 2
