@@ -183,8 +183,7 @@ class PostgresStore(ChangeLogStore):
                 rows.append(record_row(rec))
                 out.append(rec)
                 seq, prev = seq + 1, rec.hash
-            cur.executemany(f"INSERT INTO records ({RECORD_COLUMNS}) VALUES "
-                            "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+            _insert(cur, rows)
         return out
 
     def records(self, flt: LogFilter | None = None, *, newest_first: bool = False,
@@ -308,9 +307,7 @@ class PostgresStore(ChangeLogStore):
                     raise StateError(f"{self._shown}: record {rec.seq} does not follow record "
                                      f"{seq} of this log; migrate into an empty store")
                 seq, prev = rec.seq, rec.hash
-            cur.executemany(f"INSERT INTO records ({RECORD_COLUMNS}) VALUES "
-                            "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                            [record_row(r) for r in records])
+            _insert(cur, [record_row(r) for r in records])
 
     def first_seen_rows(self) -> list[tuple[str, str, str, str, str]]:
         return [tuple(r) for r in self._query(  # type: ignore[misc]
@@ -327,6 +324,17 @@ class PostgresStore(ChangeLogStore):
             self._conn.close()
         except self._psycopg.Error:
             pass
+
+
+def _insert(cur: Any, rows: list[tuple]) -> None:
+    """Insert record rows: COPY for a batch (several times faster), INSERT for a few."""
+    if len(rows) > 20:
+        with cur.copy(f"COPY records ({RECORD_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        cur.executemany(f"INSERT INTO records ({RECORD_COLUMNS}) VALUES "
+                        "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
 
 
 def _scrubbed(text: str, url: str) -> str:

@@ -73,22 +73,20 @@ def sealed_right(rec: Record, before: Record | None) -> bool:
 
 
 def seal(entry: Entry, seq: int, prev_hash: str, time: str | None = None) -> Record:
-    """Make the record that follows `prev_hash` at position `seq`."""
-    fields: dict[str, Any] = {
-        "seq": seq,
-        "time": time or now_iso(),
-        "run": entry.run,
-        "occurrence": entry.occurrence,
-        "policyRevision": entry.policy_revision,
-        "actor": entry.actor,
-        "host": entry.host,
-        "group": entry.group,
-        "action": entry.action,
-        "status": entry.status,
-        # round-trip so that the hash covers exactly what is stored and read back
-        "details": json.loads(json.dumps(entry.details, default=str, allow_nan=False)),
-    }
-    return Record(**fields, prevHash=prev_hash, hash=record_hash(prev_hash, fields))
+    """Make the record that follows `prev_hash` at position `seq`. The details are turned
+    into their canonical JSON text once: the hash covers it, the stores write it
+    (`details_text`), and the record carries it parsed back, exactly as it is read later."""
+    # round-trip first (keys become text, tuples lists, other values text), as read back
+    details = json.loads(json.dumps(entry.details, default=str, allow_nan=False))
+    text = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    row = (seq, time or now_iso(), entry.run, entry.occurrence, entry.policy_revision,
+           entry.actor, entry.host, entry.group, entry.action, entry.status, text)
+    digest = hashlib.sha256((prev_hash + canonical_from_row(row)).encode("utf-8")).hexdigest()
+    rec = Record(seq=row[0], time=row[1], run=row[2], occurrence=row[3], policyRevision=row[4],
+                 actor=row[5], host=row[6], group=row[7], action=row[8], status=row[9],
+                 details=details, prevHash=prev_hash, hash=digest)
+    object.__setattr__(rec, "details_text", text)  # not a field: not hashed, not shown
+    return rec
 
 
 @dataclass(frozen=True)

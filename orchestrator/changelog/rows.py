@@ -32,7 +32,9 @@ def record_from_row(row: tuple) -> Record:
 def record_row(rec: Record) -> tuple:
     """A record as a row, `details` as the exact JSON text its hash covers (compact, keys
     sorted: `log verify` checks it without parsing, record.canonical_from_row)."""
+    text = getattr(rec, "details_text", None)  # set by seal(): the text hashed
+    if text is None:
+        text = json.dumps(rec.details, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False)
     return (rec.seq, rec.time, rec.run, rec.occurrence, rec.policyRevision, rec.actor, rec.host,
-            rec.group, rec.action, rec.status,
-            json.dumps(rec.details, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                       allow_nan=False), rec.prevHash, rec.hash)
+            rec.group, rec.action, rec.status, text, rec.prevHash, rec.hash)

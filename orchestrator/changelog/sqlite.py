@@ -194,11 +194,11 @@ class SqliteStore(ChangeLogStore):
             seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
             for entry in entries:
                 rec = seal(entry, seq, prev)
-                conn.execute(
-                    f"INSERT INTO records ({RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    record_row(rec))
                 out.append(rec)
                 seq, prev = seq + 1, rec.hash
+            conn.executemany(
+                f"INSERT INTO records ({RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [record_row(rec) for rec in out])
         return out
 
     def records(self, flt: LogFilter | None = None, *, newest_first: bool = False,

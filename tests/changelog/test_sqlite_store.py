@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -357,3 +358,14 @@ def test_rows_written_by_an_older_version_still_verify(stores) -> None:
     store._conn.execute(sql, (old.replace('"n": 1', '"n": 9'),))
     result = store.verify()
     assert not result.ok and result.broken_seq == 2
+
+
+def test_the_record_hash_is_the_documented_one_for_odd_details() -> None:
+    """seal() hashes sha256(prevHash + canonical JSON of the record as read back): int keys
+    become text before sorting, tuples lists, other values their text."""
+    from orchestrator.changelog.record import record_hash, seal
+
+    rec = seal(Entry(run="r", action="a", status="s", actor="x", policy_revision="p",
+                     details={10: "ten", 9: ("nine",), "d": date(2026, 1, 2)}), 1, "0" * 64)
+    assert rec.details == {"10": "ten", "9": ["nine"], "d": "2026-01-02"}
+    assert rec.hash == record_hash("0" * 64, rec.to_json())
