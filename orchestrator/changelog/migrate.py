@@ -7,6 +7,11 @@ transaction that checks it follows the last record copied, into a target that mu
 empty. Then the target's chain is verified, ending at the source's anchor, and the
 first-seen dates of pending patches follow. Leases are not copied: they belong to runs
 of the old store.
+
+Stop the orchestrator's runs (schedulers) while migrating: records appended to the source
+after its check are not copied, and are counted in the result. A copy that fails part way
+leaves the records copied so far in the target (a valid, shorter chain): empty the target
+(drop and create its database) and migrate again.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class Migrated:
     records: int
     first_seen: int
     anchor: str
+    left_behind: int  # records appended to the source during the copy (not copied)
 
 
 def migrate(source: ChangeLogStore, target: ChangeLogStore) -> Migrated:
@@ -55,4 +61,6 @@ def migrate(source: ChangeLogStore, target: ChangeLogStore) -> Migrated:
                          f"({result.reason or 'record count differs'})")
     rows = source.first_seen_rows()
     target.import_first_seen(rows)
-    return Migrated(copied, len(rows), str(anchor))
+    last = source.latest(LogFilter())
+    late = (last.seq - checked.last_seq) if last is not None else 0
+    return Migrated(copied, len(rows), str(anchor), max(late, 0))

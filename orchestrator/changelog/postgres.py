@@ -105,27 +105,51 @@ class PostgresStore(ChangeLogStore):
             raise StateError(f"{self._shown}: the PostgreSQL store needs psycopg; run pip "
                              "install 'psycopg[binary]'") from None
         self._psycopg = psycopg
+        self._conn = self._connect()
+        encoding = self._query("SHOW server_encoding")[0][0]
+        if isinstance(encoding, bytes):  # psycopg hands SQL_ASCII text over undecoded
+            encoding = encoding.decode("ascii", "replace")
+        if str(encoding).upper() not in ("UTF8", "UTF-8"):
+            raise StateError(f"{self._shown}: the database's encoding is {encoding}, not UTF8; "
+                             "create it with ENCODING 'UTF8' (records hold any text)")
+        names = ("records", "leases", "patch_first_seen", "records_host", "records_run",
+                 "records_occurrence", "records_action", "records_time")
+        found = self._query("SELECT " + ", ".join(f"to_regclass('{n}')" for n in names))[0]
+        if any(f is None for f in found):  # only then: a role with rights on the tables
+            with self._tx() as cur:       # alone may use a store created beforehand
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                cur.execute(SCHEMA)
+
+    def _connect(self) -> Any:
+        psycopg = self._psycopg
         try:
-            self._conn = psycopg.connect(url, autocommit=True,
-                                         connect_timeout=CONNECT_TIMEOUT)
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+            # the advisory lock must come before the snapshot that reads the chain's end
+            conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+            return conn
         except psycopg.Error as exc:
             raise StateError(f"{self._shown}: cannot connect to the PostgreSQL store: "
-                             f"{_scrubbed(_first_line(exc), url)}; check the URL, that the "
-                             "server is up and reachable, and the credentials") from None
+                             f"{_scrubbed(_first_line(exc), self.url)}; check the URL, that "
+                             "the server is up and reachable, and the credentials") from None
         except ValueError as exc:  # a malformed URI
             raise StateError(f"{self._shown}: not a PostgreSQL connection URI ({exc}); use "
                              "postgresql://USER@HOST[:PORT]/DB[?sslmode=verify-full]") from None
-        with self._tx() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            cur.execute(SCHEMA)
+
+    def _live(self) -> Any:
+        """The connection, opened again if it was lost (a server restart, a failover): the
+        next operation after a loss works again; the one that met it failed whole."""
+        if self._conn.closed or getattr(self._conn, "broken", False):
+            self._conn = self._connect()
+        return self._conn
 
     # ------------------------------------------------------------------ plumbing
     def _fail(self, exc: Exception) -> StateError:
         first = _scrubbed(_first_line(exc), self.url)
         if isinstance(exc, self._psycopg.OperationalError):
             return StateError(f"{self._shown}: lost the PostgreSQL store: {first}; records "
-                              "written before are kept, nothing was half-written; check the "
-                              "server and run again")
+                              "written before are kept and nothing was half-written (one "
+                              "whose commit was under way may or may not be in the log: see "
+                              "`orchestrator log`); check the server")
         return StateError(f"{self._shown}: PostgreSQL store error: {first}")
 
     class _Tx:
@@ -134,9 +158,10 @@ class PostgresStore(ChangeLogStore):
 
         def __enter__(self) -> Any:
             try:
-                self.tx = self.store._conn.transaction()
+                conn = self.store._live()
+                self.tx = conn.transaction()
                 self.tx.__enter__()
-                self.cur = self.store._conn.cursor()
+                self.cur = conn.cursor()
             except self.store._psycopg.Error as exc:
                 raise self.store._fail(exc) from None
             return self.cur
@@ -158,7 +183,7 @@ class PostgresStore(ChangeLogStore):
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         try:
-            with self._conn.cursor() as cur:
+            with self._live().cursor() as cur:
                 cur.execute(sql, args)
                 return cur.fetchall() if cur.description else []
         except self._psycopg.Error as exc:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.output import app, emit_json, emit_line
+from orchestrator.cli.output import app, emit_json, emit_line, warn
 from orchestrator.errors import ChainBroken, ConfigError
 from orchestrator.redact import redact
 from orchestrator.textsafe import clean, json_text
@@ -165,7 +165,10 @@ def migrate(ctx: click.Context, to: str) -> None:
         target.close()
     if a.output_format == "json":
         emit_json({"records": done.records, "firstSeen": done.first_seen,
-                   "anchor": done.anchor, "to": redact(to)})
+                   "anchor": done.anchor, "leftBehind": done.left_behind, "to": redact(to)})
         return
+    if done.left_behind:
+        warn(f"{done.left_behind} record(s) were appended to the source during the copy and "
+             "were not copied; stop the schedulers, empty the target and migrate again")
     emit_line(f"migrated {done.records} records and {done.first_seen} first-seen dates to "
               f"{redact(to)}; both chains verified, anchor {done.anchor}")

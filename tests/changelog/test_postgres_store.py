@@ -3,6 +3,7 @@ connection loss, clear errors, and the CLI on it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -16,10 +17,11 @@ from orchestrator.cli.main import main
 from orchestrator.errors import StateError
 
 WRITER = """
+import os
 import sys
 from orchestrator.changelog.open import open_store
 from orchestrator.changelog.record import Entry
-store = open_store(sys.argv[1])
+store = open_store(os.environ["STATE_URL"])  # never in argv: other users can read it
 for i in range(int(sys.argv[3])):
     store.append_many([Entry("r-" + sys.argv[2], "audit", "ok", "w", "x", f"h{i}")
                        for _ in range(1 + i % 3)])
@@ -37,7 +39,8 @@ def test_appends_from_several_processes_keep_one_chain(backend: str, tmp_path: P
                                                        request) -> None:
     url = (f"sqlite:///{tmp_path / 'state.db'}" if backend == "sqlite"
            else request.getfixturevalue("pg_url"))
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, str(n), "40"])
+    env = {**os.environ, "STATE_URL": url}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, "-", str(n), "40"], env=env)
              for n in range(4)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
     from orchestrator.changelog.open import open_store
@@ -66,11 +69,39 @@ def test_a_lost_connection_keeps_what_was_written(pg_url: str, pg_cluster) -> No
     assert "lost the PostgreSQL store" in message and "\n" not in message
     assert "records written before are kept" in message
     assert pg_cluster.password not in message and "***" in message
+    # the next operation reconnects (a restarted server, a failover)
+    third = store.append(entry(4))
+    assert third.seq == 3 and third.prevHash == first[-1].hash
     store.close()
     again = PostgresStore(pg_url)
-    assert [r.hash for r in again.records()] == [r.hash for r in first]
+    assert [r.hash for r in again.records()] == [r.hash for r in first] + [third.hash]
     assert again.verify().ok
     again.close()
+
+
+def test_a_database_not_in_utf8_is_refused(pg_cluster) -> None:
+    admin = PostgresStore(pg_cluster.url("postgres"))
+    admin._query("CREATE DATABASE t_ascii ENCODING 'SQL_ASCII' TEMPLATE template0")
+    admin.close()
+    with pytest.raises(StateError, match="encoding is SQL_ASCII, not UTF8"):
+        PostgresStore(pg_cluster.url("t_ascii"))
+
+
+def test_verify_checks_new_rows_from_their_text(pg_url: str, monkeypatch) -> None:
+    """The fast path is taken for rows written now (none is parsed to be verified)."""
+    from orchestrator.changelog import postgres
+
+    store = PostgresStore(pg_url)
+    store.append_many([entry(i) for i in range(50)])
+    parsed: list[int] = []
+    real = postgres.record_from_row
+    monkeypatch.setattr(postgres, "record_from_row",
+                        lambda row: parsed.append(row[0]) or real(row))
+    assert store.verify().ok and parsed == []
+    store._query("UPDATE records SET status = 'changed' WHERE seq = 7")
+    result = store.verify()
+    assert not result.ok and result.broken_seq == 7 and parsed == [7]
+    store.close()
 
 
 @pytest.mark.parametrize(("url", "words"), [
