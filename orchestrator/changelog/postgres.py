@@ -35,6 +35,7 @@ from orchestrator.changelog.record import (
 from orchestrator.changelog.rows import (
     LEASE_FIELDS,
     RECORD_COLUMNS,
+    filter_sql,
     lease_from_row,
     record_from_row,
     record_row,
@@ -221,16 +222,7 @@ class PostgresStore(ChangeLogStore):
 
     def _rows(self, flt: LogFilter | None, newest_first: bool, limit: int | None
               ) -> Iterator[tuple]:
-        flt = flt or LogFilter()
-        where, args = [], []
-        for column, value in (("host", flt.host), ("run", flt.run), ("action", flt.action),
-                              ("occurrence", flt.occurrence), ("status", flt.status)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                args.append(value)
-        if flt.since is not None:
-            where.append("time >= %s")
-            args.append(flt.since)
+        where, args = filter_sql(flt, "%s")
         left = limit
         last: int | None = None
         while left is None or left > 0:

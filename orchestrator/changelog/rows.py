@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from orchestrator.changelog.record import Record
-from orchestrator.changelog.store import Lease, LeaseOwner
+from orchestrator.changelog.store import Lease, LeaseOwner, LogFilter
 
 RECORD_COLUMNS = ("seq, time, run, occurrence, policy_revision, actor, host, grp, action, "
                   "status, details, prev_hash, hash")
@@ -38,3 +38,20 @@ def record_row(rec: Record) -> tuple:
                           ensure_ascii=False, allow_nan=False)
     return (rec.seq, rec.time, rec.run, rec.occurrence, rec.policyRevision, rec.actor, rec.host,
             rec.group, rec.action, rec.status, text, rec.prevHash, rec.hash)
+
+
+def filter_sql(flt: LogFilter | None, mark: str) -> tuple[list[str], list[object]]:
+    """A log filter as WHERE conditions and their arguments (`mark`: the driver's
+    placeholder, ? or %s): `log` filters run in the database."""
+    flt = flt or LogFilter()
+    where: list[str] = []
+    args: list[object] = []
+    for column, value in (("host", flt.host), ("run", flt.run), ("action", flt.action),
+                          ("occurrence", flt.occurrence), ("status", flt.status)):
+        if value is not None:
+            where.append(f"{column} = {mark}")
+            args.append(value)
+    if flt.since is not None:
+        where.append(f"time >= {mark}")
+        args.append(flt.since)
+    return where, args

@@ -30,6 +30,7 @@ from orchestrator.changelog.record import (
 from orchestrator.changelog.rows import (
     LEASE_FIELDS,
     RECORD_COLUMNS,
+    filter_sql,
     lease_from_row,
     record_from_row,
     record_row,
@@ -211,16 +212,7 @@ class SqliteStore(ChangeLogStore):
 
     def _rows(self, flt: LogFilter | None, newest_first: bool, limit: int | None
               ) -> Iterator[tuple]:
-        flt = flt or LogFilter()
-        where, args = [], []
-        for column, value in (("host", flt.host), ("run", flt.run), ("action", flt.action),
-                              ("occurrence", flt.occurrence), ("status", flt.status)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if flt.since is not None:
-            where.append("time >= ?")
-            args.append(flt.since)
+        where, args = filter_sql(flt, "?")
         sql = f"SELECT {RECORD_COLUMNS} FROM records"
         if where:
             sql += " WHERE " + " AND ".join(where)
