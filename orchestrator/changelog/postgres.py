@@ -216,9 +216,11 @@ class PostgresStore(ChangeLogStore):
                 limit: int | None = None) -> Iterator[Record]:
         return (record_from_row(row) for row in self._rows(flt, newest_first, limit))
 
-    def verify(self, expect: Anchor | None = None) -> VerifyResult:
-        """The chain checked from the rows' text, streaming (record.verify_rows)."""
-        return verify_rows(self._rows(None, False, None), record_from_row, expect)
+    def verify(self, expect: Anchor | None = None, upto: int | None = None) -> VerifyResult:
+        """The chain checked from the rows' text, streaming (record.verify_rows), from the
+        first record (through record `upto` if given)."""
+        return verify_rows(self._rows(LogFilter(upto=upto), False, None), record_from_row,
+                           expect)
 
     def _rows(self, flt: LogFilter | None, newest_first: bool, limit: int | None
               ) -> Iterator[tuple]:
@@ -335,6 +337,11 @@ class PostgresStore(ChangeLogStore):
         with self._tx() as cur:
             cur.executemany("INSERT INTO patch_first_seen (grp, host, package, version, "
                             "first_seen) VALUES (%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", rows)
+
+    dialect = "postgresql"
+
+    def select(self, sql: str, args: tuple = ()) -> list[tuple]:
+        return self._query(sql, args)
 
     def close(self) -> None:
         try:

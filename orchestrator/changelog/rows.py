@@ -47,11 +47,18 @@ def filter_sql(flt: LogFilter | None, mark: str) -> tuple[list[str], list[object
     where: list[str] = []
     args: list[object] = []
     for column, value in (("host", flt.host), ("run", flt.run), ("action", flt.action),
-                          ("occurrence", flt.occurrence), ("status", flt.status)):
+                          ("occurrence", flt.occurrence), ("status", flt.status),
+                          ("grp", flt.group)):
         if value is not None:
             where.append(f"{column} = {mark}")
             args.append(value)
     if flt.since is not None:
         where.append(f"time >= {mark}")
         args.append(flt.since)
+    if flt.until is not None:
+        where.append(f"time < {mark}")
+        args.append(flt.until)
+    if flt.upto is not None:
+        where.append(f"seq <= {mark}")
+        args.append(flt.upto)
     return where, args

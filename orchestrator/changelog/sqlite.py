@@ -206,9 +206,11 @@ class SqliteStore(ChangeLogStore):
                 limit: int | None = None) -> Iterator[Record]:
         return (record_from_row(row) for row in self._rows(flt, newest_first, limit))
 
-    def verify(self, expect: Anchor | None = None) -> VerifyResult:
-        """The chain checked from the rows' text, streaming (record.verify_rows)."""
-        return verify_rows(self._rows(None, False, None), record_from_row, expect)
+    def verify(self, expect: Anchor | None = None, upto: int | None = None) -> VerifyResult:
+        """The chain checked from the rows' text, streaming (record.verify_rows), from the
+        first record (through record `upto` if given)."""
+        return verify_rows(self._rows(LogFilter(upto=upto), False, None), record_from_row,
+                           expect)
 
     def _rows(self, flt: LogFilter | None, newest_first: bool, limit: int | None
               ) -> Iterator[tuple]:
@@ -332,6 +334,17 @@ class SqliteStore(ChangeLogStore):
         with self._immediate() as conn:
             conn.executemany("INSERT OR IGNORE INTO patch_first_seen (grp, host, package, "
                              "version, first_seen) VALUES (?,?,?,?,?)", rows)
+
+    dialect = "sqlite"
+
+    def select(self, sql: str, args: tuple = ()) -> list[tuple]:
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            if "JSON" in str(exc):
+                raise StateError(f"{self.path}: a record's details are not JSON ({exc}); "
+                                 "run 'orchestrator log verify' to find it") from None
+            raise self._fail(exc) from None
 
     def close(self) -> None:
         self._conn.close()

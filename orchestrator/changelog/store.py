@@ -18,6 +18,9 @@ class LogFilter:
     action: str | None = None
     occurrence: str | None = None
     status: str | None = None
+    until: str | None = None  # ISO 8601 UTC: records strictly before this time
+    group: str | None = None
+    upto: int | None = None  # records up to this sequence number (log verify over a prefix)
 
 
 @dataclass(frozen=True)
@@ -133,5 +136,14 @@ class ChangeLogStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def verify(self, expect: Anchor | None = None) -> VerifyResult:
-        return verify_chain(self.records(), expect)
+    #: "sqlite" or "postgresql": the SQL dialect of `select` (orchestrator/compliance/sql.py)
+    dialect: str = ""
+
+    @abstractmethod
+    def select(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """A read-only query in the store's dialect (reports: aggregates computed in the
+        database). Errors are one-line StateErrors."""
+
+    def verify(self, expect: Anchor | None = None, upto: int | None = None) -> VerifyResult:
+        """The chain from the first record (through record `upto` if given)."""
+        return verify_chain(self.records(LogFilter(upto=upto)), expect)

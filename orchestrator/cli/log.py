@@ -22,13 +22,13 @@ CSV_FIELDS = ("seq", "time", "run", "occurrence", "policyRevision", "actor", "ho
 FORMULA_START = ("=", "+", "-", "@")
 
 
-def _since(value: str | None) -> str | None:
+def _since(value: str | None, option: str = "--since") -> str | None:
     if value is None:
         return None
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"--since {value!r}: not an ISO 8601 date or time") from None
+        raise ConfigError(f"{option} {clean(value)!r}: not an ISO 8601 date or time") from None
     if dt.tzinfo is None:
         dt = dt.astimezone()  # local time of this machine
     return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -55,12 +55,16 @@ def text_line(data: dict[str, Any]) -> str:
 @click.option("--host", help="Only records about this host.")
 @click.option("--run", "run_id", help="Only records of this run.")
 @click.option("--since", help="Only records at or after this ISO 8601 time.")
+@click.option("--until", help="Only records before this ISO 8601 time.")
 @click.option("--action", help="Only records of this action (audit, install, skip, ...).")
+@click.option("--status", help="Only records with this status (drift, failed, frozen, ...).")
+@click.option("--group", help="Only records about this asset group.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default=None,
               help="text (default), json (JSON Lines) or csv.")
 @click.pass_context
 def log(ctx: click.Context, host: str | None, run_id: str | None, since: str | None,
-        action: str | None, fmt: str | None) -> None:
+        until: str | None, action: str | None, status: str | None, group: str | None,
+        fmt: str | None) -> None:
     """Show the change log."""
     if ctx.invoked_subcommand is not None:
         return
@@ -68,7 +72,8 @@ def log(ctx: click.Context, host: str | None, run_id: str | None, since: str | N
 
     a = app(ctx)
     fmt = fmt or a.output_format
-    flt = LogFilter(host=host, run=run_id, since=_since(since), action=action)
+    flt = LogFilter(host=host, run=run_id, since=_since(since), action=action,
+                    until=_since(until, "--until"), status=status, group=group)
     out = sys.stdout
     if fmt == "csv":
         writer = csv.writer(out)

@@ -128,3 +128,36 @@ def pg_url(pg_cluster) -> str:
     import uuid
 
     return pg_cluster.database("t_" + uuid.uuid4().hex[:16])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stores(request, tmp_path):
+    """Tests that run against both store backends: `stores("name")` opens (another
+    connection to) the store called name, SQLite or PostgreSQL (a new database of the
+    session's cluster); `stores.backend` says which."""
+    import uuid
+
+    opened = []
+    urls: dict[str, str] = {}
+
+    def open_(name: str = "state"):
+        if request.param == "sqlite":
+            from orchestrator.changelog.sqlite import SqliteStore
+
+            store = SqliteStore(tmp_path / f"{name}.db")
+        else:
+            from orchestrator.changelog.postgres import PostgresStore
+
+            if name not in urls:
+                urls[name] = request.getfixturevalue("pg_cluster").database(
+                    "t_" + uuid.uuid4().hex[:16])
+            store = PostgresStore(urls[name])
+        opened.append(store)
+        return store
+
+    open_.backend = request.param
+    open_.url = lambda name="state": (f"sqlite:///{tmp_path / f'{name}.db'}"
+                                      if request.param == "sqlite" else urls[name])
+    yield open_
+    for s in opened:
+        s.close()

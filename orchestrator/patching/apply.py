@@ -140,6 +140,7 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
                                        if j.host not in earlier],
                              timeout=scan_timeout, today=today)
     wanted: dict[str, list[dict[str, str]]] = {}
+    about: dict[str, dict[str, dict[str, Any]]] = {}  # what the scan knew of each package
     managers: dict[str, str] = {}
     for h in scan.hosts:
         if h.status in ("unreachable", "error"):
@@ -147,6 +148,11 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
             continue
         todo = [{"name": p.update.name, "version": p.update.available}
                 for p in h.patches if p.decision.state == "approved"]
+        about[h.host] = {p.update.name: {
+            "classification": p.update.classification,
+            "released": p.update.released.isoformat() if p.update.released else None,
+            "firstSeen": p.first_seen.isoformat()} for p in h.patches
+            if p.decision.state == "approved"}
         if h.host in interrupted:
             # a dead run was working on it: what it installed is in, but its reboot, health
             # check and records may not be; its pinned list again (what is in stays as it is)
@@ -193,7 +199,8 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
                 if status == "deferred":
                     deferred += left
                 break
-            events = ApplyEvents(ctx, group, {h: wanted[h] for h in batch}, check, n)
+            events = ApplyEvents(ctx, group, {h: wanted[h] for h in batch}, check, n,
+                                 about=about)
             cancel = canceller(occurrence, on_end, now, lease) if not check else None
 
             def may_start() -> str | None:
@@ -232,11 +239,14 @@ def _rollout(ctx: RunContext, ps: PolicySet, inv: Inventory, run: ApplyRun,
                                + [ctx.entry("skip", o.status, host=o.host, group=group,
                                             batch=n, reason=o.reason) for o in waiting])
                 deferred += [o.host for o in waiting if o.status == "deferred"]
+    except BaseException:
+        run.status = "aborted"  # Ctrl-C, a lost store: the end record says so
+        raise
     finally:
         run.budget = budget.describe()
         if check:
             run.status = "check"
-        elif any(h.status == "failed" for h in run.hosts.values()):
+        elif run.status != "aborted" and any(h.status == "failed" for h in run.hosts.values()):
             run.status = "failed"
         if not check:
             ctx.record("patch.apply.end", run.status, group=group, deferred=deferred,

@@ -39,14 +39,17 @@ def _dep_json(dep: dict[str, Any]) -> dict[str, Any]:
 
 
 def install_entries(ctx: RunContext, host: str, group: str,
-                    packages: list[dict[str, Any]]) -> list[Any]:
+                    packages: list[dict[str, Any]],
+                    about: dict[str, dict[str, Any]] | None = None) -> list[Any]:
     """The `patch.install` records of one host's result: one per approved package (status
     installed / installed_pending_reboot / failed / blocked), plus one per rejected package
-    that an installed package brought with it (allowAsDependency)."""
+    that an installed package brought with it (allowAsDependency). `about`: what the scan
+    knew of each approved package (classification, released, firstSeen), kept in its record
+    so that reports measure the time from release to install."""
     entries = []
     for p in packages:
         deps = _dependencies(p)
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict((about or {}).get(str(p.get("name")), {}))
         if deps:
             extra["dependencies"] = [_dep_json(d) for d in deps]
         if p.get("status") == "blocked":

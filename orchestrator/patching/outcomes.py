@@ -33,7 +33,7 @@ class HostOutcome:
 class ApplyRun:
     run: str
     group: str
-    status: str = "done"  # done | failed | closed | check
+    status: str = "done"  # done | failed | aborted | closed | check
     reason: str = ""
     batches: list[list[str]] = field(default_factory=list)
     hosts: dict[str, HostOutcome] = field(default_factory=dict)
@@ -65,8 +65,10 @@ class ApplyEvents:
     reboot and health as the events arrive (never a parse of stdout)."""
 
     def __init__(self, ctx: RunContext, group: str, wanted: dict[str, list[dict[str, str]]],
-                 check: bool, batch: int = 0) -> None:
+                 check: bool, batch: int = 0,
+                 about: dict[str, dict[str, dict[str, Any]]] | None = None) -> None:
         self.ctx, self.group, self.wanted, self.check = ctx, group, wanted, check
+        self.about = about or {}  # host -> package -> classification, released, firstSeen
         self.batch = batch
         self.recorded: dict[str, HostOutcome] = {}  # outcomes written (patch.apply): final
         self.results: dict[str, dict[str, Any]] = {}
@@ -107,7 +109,8 @@ class ApplyEvents:
 
     def _record(self, host: str, result: dict[str, Any]) -> None:
         entries = install_entries(self.ctx, host, self.group,
-                                  [p for p in result.get("packages") or [] if isinstance(p, dict)])
+                                  [p for p in result.get("packages") or [] if isinstance(p, dict)],
+                                  self.about.get(host))
         health = result.get("health")
         if isinstance(health, dict):
             entries.append(self.ctx.entry("health", "ok" if _healthy(health) else "failed",

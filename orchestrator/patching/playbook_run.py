@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.context import RunContext
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, StateError
 from orchestrator.inventory.model import Inventory
 from orchestrator.patching.outcomes import one_line
 
@@ -60,9 +60,21 @@ def run_batch_playbook(ctx: RunContext, inv: Inventory, playbook: Path, hosts: l
         return
     host_vars = {h: inv.hosts[h].vars for h in hosts}
     strict = getattr(ctx.settings, "host_keys", "strict") == "strict"
+    lost: list[StateError] = []
+
+    def handler(event: dict[str, Any]) -> bool:
+        """`events`, but a change log that cannot be written (a lost database) neither
+        stops the playbook half-way through its hosts nor passes for a host's failure: the
+        playbook runs to its end, then the run stops with that error."""
+        try:
+            return events(event)
+        except StateError as exc:
+            lost.append(exc)
+            return False
+
     try:
         outcome = run_playbook(
-            playbook, ctx.inventory_path, host_vars, event_handler=events,
+            playbook, ctx.inventory_path, host_vars, event_handler=handler,
             known_hosts=known_hosts_files(ctx.settings, host_vars), forks=ctx.forks,
             strict=strict, check=check, timeout=timeout, extravars=extravars(hosts),
             cancel=cancel, controller=controller)
@@ -70,6 +82,8 @@ def run_batch_playbook(ctx: RunContext, inv: Inventory, playbook: Path, hosts: l
         for h in hosts:
             events.failures[h] = exc.message
         return
+    if lost:
+        raise lost[0]
     for h, why in outcome.refused.items():
         events.failures[h] = why
     if outcome.canceled:

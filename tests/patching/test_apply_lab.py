@@ -86,6 +86,12 @@ def test_apply_installs_pinned_reboots_and_records(lab_fleet, lab_fresh_host, tm
                 for r in recs if r["action"] == "patch.install"}
     assert installs == {("acme-agent", "1.1"): "installed", ("acme-kernel", "1.1"): "installed",
                         ("acme-tls", "1.0+sec1"): "installed"}
+    # what the scan knew of each package stays with its install (reports: time to install)
+    known = {r["details"]["package"]: (r["details"]["classification"], r["details"]["firstSeen"])
+             for r in recs if r["action"] == "patch.install"}
+    assert known["acme-tls"][0] == "security" and known["acme-agent"][0] != "security"
+    assert all(len(seen) == 10 and seen[4] == "-" for _, seen in known.values())
+    assert all("released" in r["details"] for r in recs if r["action"] == "patch.install")
     assert [r["status"] for r in recs if r["action"] == "reboot"] == ["done"]
     assert [r["status"] for r in recs if r["action"] == "health"] == ["ok"]
     assert [(r["host"], r["status"]) for r in recs if r["action"] == "patch.apply"] == [

@@ -7,7 +7,7 @@ the real ones)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -59,7 +59,9 @@ def fake_scan(installed: set[str], pending: dict | None = None):
         for job in jobs:
             manager, names = (pending or PENDING)[job.host]
             patches = [SimpleNamespace(
-                update=SimpleNamespace(name=name, available="2.0"),
+                update=SimpleNamespace(name=name, available="2.0", classification="security",
+                                       released=date(2026, 11, 1)),
+                first_seen=date(2026, 11, 2),
                 decision=SimpleNamespace(state="approved")) for name in names
                 if job.host not in installed and f"{job.host}:{name}" not in installed]
             hosts.append(SimpleNamespace(host=job.host, status="compliant", error=None,
