@@ -59,5 +59,10 @@ step "The change log"
 orc log --since "$(date -u +%Y-%m-%dT00:00:00Z)" --action patch.install
 orc log --since "$(date -u +%Y-%m-%dT00:00:00Z)" | tail -n 12
 orc log verify
+
+step "The compliance report of the last 30 days (one HTML file that opens offline)"
+orc report --format html --output .orchestrator/demo-report.html
+orc report --format markdown --output .orchestrator/demo-report.md
+head -n 24 .orchestrator/demo-report.md
 echo
 echo "demo finished; the lab keeps running (.venv/bin/orchestrator lab down stops it)"

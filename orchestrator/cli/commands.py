@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "apply": ("orchestrator.cli.apply", "apply",
               "Mark a revision applied: validate, record, export the schedule. Exit 0, 1 error."),
     "log": ("orchestrator.cli.log", "log", "Show the change log."),
+    "report": ("orchestrator.cli.report", "report",
+               "The compliance report of a period (html, markdown or json), figures traced to "
+               "records."),
     "windows": ("orchestrator.cli.windows", "windows",
                 "Maintenance windows, freezes and whether a group is open."),
     "schedule": ("orchestrator.cli.schedule", "schedule",

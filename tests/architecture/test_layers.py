@@ -64,6 +64,16 @@ RULES = [
     # only the CLI decides to plan or apply (reporting shows a plan); nothing else imports gitops
     *[(p, ("orchestrator.gitops",)) for p in packages()
       if p not in ("cli", "gitops", "reporting")],
+    # the report's figures come from the store alone: no host, no playbook, no rollout
+    ("compliance", ("orchestrator.transports", "orchestrator.execution",
+                    "orchestrator.hostfacts", "orchestrator.hostpool", "orchestrator.audit",
+                    "orchestrator.patching", "orchestrator.firmware", "orchestrator.reporting",
+                    "paramiko", "winrm", "ansible_runner")),
+    # reporting formats and decides nothing: it never queries the store itself
+    ("reporting", ("orchestrator.changelog", "orchestrator.transports",
+                   "orchestrator.execution")),
+    # only the HTML report draws charts
+    *[(p, ("pygal",)) for p in packages() if p != "reporting"],
 ]
 
 

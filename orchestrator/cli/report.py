@@ -1,0 +1,128 @@
+"""`orchestrator report`: the compliance report of a period (compliance/build.py), as HTML,
+Markdown or JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from orchestrator.cli.output import app, warn
+from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.redact import redact
+from orchestrator.textsafe import clean, json_text
+
+
+def parse_bound(value: str, option: str, *, end: bool) -> datetime:
+    """An ISO 8601 date or time; a time without zone is this machine's local time. A date
+    alone is the start of that day for --from and the end of it for --until (the day is
+    included)."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            dt = datetime(d.year, d.month, d.day) + (timedelta(days=1) if end else timedelta())
+        else:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{option} {clean(value)!r}: not an ISO 8601 date or time "
+                          "(e.g. 2026-11-01 or 2026-11-01T00:00:00Z)") from None
+    if dt.tzinfo is None:
+        dt = dt.astimezone()
+    return dt.astimezone(UTC)
+
+
+def write_file(path: Path, text: str) -> None:
+    """All or nothing: a new private file (0600) beside the target, then renamed over it; a
+    link at the target is replaced, never followed."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"--output {clean(str(path))}: folder {clean(str(folder))} does not "
+                          "exist; create it or write elsewhere")
+    if path.is_dir():
+        raise ConfigError(f"--output {clean(str(path))}: is a folder; name a file")
+    tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"--output {clean(str(path))}: cannot write it ({exc.strerror}); "
+                          "check the folder's permissions") from None
+
+
+@click.command()
+@click.option("--from", "since", metavar="ISO",
+              help="Start of the period (default: 30 days before --until).")
+@click.option("--until", metavar="ISO", help="End of the period, excluded (default: now; a "
+              "date alone includes that day).")
+@click.option("--group", help="Only this asset group's records.")
+@click.option("--format", "fmt", type=click.Choice(["html", "markdown", "json"]), default=None,
+              help="html (one self-contained file), markdown (for a ticket) or json; default "
+                   "markdown, json with the global --format json.")
+@click.option("--output", type=click.Path(path_type=Path),
+              help="Write the report to this file (private, 0600) instead of stdout.")
+@click.pass_context
+def report(ctx: click.Context, since: str | None, until: str | None, group: str | None,
+           fmt: str | None, output: Path | None) -> None:
+    """The compliance report of a period (html, markdown or json), figures traced to records.
+
+    Computed in the store; each figure names the records it came from. Its first line says
+    whether the change log verifies."""
+    from orchestrator.compliance.build import DEFAULT_DAYS, build_report
+
+    a = app(ctx)
+    fmt = fmt or ("json" if a.output_format == "json" else "markdown")
+    hi = parse_bound(until, "--until", end=True) if until else datetime.now(UTC)
+    lo = parse_bound(since, "--from", end=False) if since else hi - timedelta(days=DEFAULT_DAYS)
+    if lo >= hi:
+        raise ConfigError(f"--from {lo.isoformat()} is not before --until {hi.isoformat()}; "
+                          "give a period that ends after it starts")
+    notes: list[str] = []
+    policies = None
+    try:
+        policies = a.policies
+    except OrchestratorError as exc:
+        from orchestrator.policy.loader import load_policies
+
+        first = exc.message.strip().splitlines()[0] if exc.message.strip() else ""
+        try:
+            policies = load_policies(a.config.policies, strict=False)
+            notes.append(f"The policies do not validate ({first}); expiring waivers are "
+                         "listed from the documents that loaded.")
+        except OrchestratorError:
+            notes.append(f"Expiring waivers are not listed: {first}")
+    if policies is not None:
+        notes.append(f"Waivers are today's, from {a.config.policies} at revision "
+                     f"{a.policy_revision}.")
+    if group is not None and policies is not None and group not in policies.groups:
+        notes.append(f"Group {group!r} is not in today's policies; its records are reported.")
+    rep = build_report(a.store, since=lo, until=hi, group=group, policies=policies,
+                       store_name=redact(a.config.state), notes=notes)
+    if fmt == "json":
+        text = json_text(json.dumps(rep.to_json(), ensure_ascii=False, indent=2)) + "\n"
+    elif fmt == "markdown":
+        from orchestrator.reporting.report_markdown import report_markdown
+
+        text = report_markdown(rep)
+    else:
+        from orchestrator.reporting.report_html import report_html
+
+        text = report_html(rep)
+    if not rep.intact:
+        warn(rep.headline())
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_file(output, text)
+        if not a.quiet:
+            click.echo(f"report written to {clean(str(output))}", err=True)

@@ -1,0 +1,223 @@
+"""The report's figures as SQL over the store: aggregates and "latest record per host"
+selections run in the database (indexes on action and time); Python receives one row per
+figure entry (per host at most), never the log itself.
+
+Every query is bounded by the report's range, `time >= lo AND time < hi`, and by its group
+when one is asked for; firmware ages look further back (when a version was first reported)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.changelog.store import ChangeLogStore
+from orchestrator.compliance.sql import Dialect
+
+RECURRING_RUNS = 3  # a host or check failing in this many runs of the range recurs
+LIST_LIMIT = 500  # rows of a listing (overrides, skips); the count says how many there were
+
+
+@dataclass(frozen=True)
+class Scope:
+    lo: str  # record time text, inclusive
+    hi: str  # exclusive
+    group: str | None
+    bucket_start: str  # ISO, no zone: the first period's start (UTC)
+    bucket_days: int
+
+
+class Queries:
+    def __init__(self, store: ChangeLogStore, scope: Scope) -> None:
+        self.store = store
+        self.scope = scope
+        self.d = Dialect(store.dialect)
+
+    # ------------------------------------------------------------------ helpers
+    def _where(self, actions: tuple[str, ...], alias: str = "") -> tuple[str, list[object]]:
+        m, a = self.d.mark, alias
+        cond = [f"{a}action IN ({', '.join([m] * len(actions))})", f"{a}time >= {m}",
+                f"{a}time < {m}"]
+        args: list[object] = [*actions, self.scope.lo, self.scope.hi]
+        if self.scope.group is not None:
+            cond.append(f"{a}grp = {m}")
+            args.append(self.scope.group)
+        return " AND ".join(cond), args
+
+    def _run(self, sql: str, args: list[object]) -> list[tuple]:
+        return self.store.select(sql, tuple(args))
+
+    # ------------------------------------------------------------------ ranges
+    def totals(self) -> tuple[int, int | None, int | None]:
+        """Records in the range (all groups: the chain is one), first and last seq."""
+        m = self.d.mark
+        row = self._run(f"SELECT COUNT(*), MIN(seq), MAX(seq) FROM records WHERE time >= {m} "
+                        f"AND time < {m}", [self.scope.lo, self.scope.hi])[0]
+        return int(row[0]), row[1], row[2]
+
+    def last_seq_before(self) -> int | None:
+        """The last record written before the range ends (verify covers 1..this)."""
+        m = self.d.mark
+        row = self._run(f"SELECT MAX(seq) FROM records WHERE time < {m}", [self.scope.hi])
+        return row[0][0] if row else None
+
+    def revisions(self) -> list[tuple]:
+        """(revision, records, first seq, last seq, first time, last time)"""
+        m = self.d.mark
+        cond = f"time >= {m} AND time < {m}"
+        args: list[object] = [self.scope.lo, self.scope.hi]
+        if self.scope.group is not None:
+            cond += f" AND (grp = {m} OR grp IS NULL)"
+            args.append(self.scope.group)
+        return self._run(f"SELECT policy_revision, COUNT(*), MIN(seq), MAX(seq), MIN(time), "
+                         f"MAX(time) FROM records WHERE {cond} GROUP BY policy_revision "
+                         f"ORDER BY MIN(seq)", args)
+
+    def applies(self) -> list[tuple]:
+        """policy.apply records: (seq, time, status, commit, actor)."""
+        m = self.d.mark
+        return self._run(f"SELECT seq, time, status, {self.d.text('details', 'commit')}, actor "
+                         f"FROM records WHERE action = {m} AND time >= {m} AND time < {m} "
+                         f"ORDER BY seq", ["policy.apply", self.scope.lo, self.scope.hi])
+
+    # ------------------------------------------------------------------ latest per host
+    def latest(self, action: str) -> list[tuple]:
+        """The last `action` record of each (group, host) in the range:
+        (seq, grp, host, status, details text)."""
+        where, args = self._where((action,))
+        return self._run(
+            "SELECT seq, grp, host, status, details FROM (SELECT seq, grp, host, status, "
+            "details, ROW_NUMBER() OVER (PARTITION BY grp, host ORDER BY seq DESC) AS rn "
+            f"FROM records WHERE {where} AND host IS NOT NULL) AS t WHERE rn = 1 "
+            "ORDER BY grp, host", args)
+
+    def trend(self, action: str, good: str, count_key: str | None = None,
+              overall: str = "min") -> list[tuple]:
+        """Per period and group, from each host's last `action` record of that period:
+        (period, grp, hosts, hosts whose status is `good`, sum of the `count_key` array
+        lengths, first seq, last seq). `grp` NULL: all groups, a host counting as good
+        when it is good in every group (`overall` "min") or in any ("max")."""
+        agg = {"min": "MIN", "max": "MAX"}[overall]
+        b = self.d.bucket("time", self.scope.bucket_start, self.scope.bucket_days)
+        where, args = self._where((action,))
+        n = self.d.length("details", count_key) if count_key else "0"
+        inner = (f"SELECT {b} AS b, grp, host, status, seq, {n} AS n, ROW_NUMBER() OVER "
+                 f"(PARTITION BY {b}, grp, host ORDER BY seq DESC) AS rn FROM records WHERE "
+                 f"{where} AND host IS NOT NULL")
+        m = self.d.mark
+        per_group = (f"SELECT b, grp, COUNT(*), SUM(CASE WHEN status = {m} THEN 1 ELSE 0 END), "
+                     f"SUM(n), MIN(seq), MAX(seq) FROM ({inner}) AS t WHERE rn = 1 "
+                     "GROUP BY b, grp")
+        per_host = (f"SELECT b, host, {agg}(CASE WHEN status = {m} THEN 1 ELSE 0 END) AS ok, "
+                    f"MAX(n) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM ({inner}) AS t "
+                    "WHERE rn = 1 GROUP BY b, host")
+        overall = (f"SELECT b, NULL, COUNT(*), SUM(ok), SUM(n), MIN(lo), MAX(hi) "
+                   f"FROM ({per_host}) AS h GROUP BY b")
+        rows = self._run(per_group, [good, *args]) + self._run(overall, [good, *args])
+        return sorted(rows, key=lambda r: (r[0], r[1] is not None, r[1] or ""))
+
+    # ------------------------------------------------------------------ recurring
+    def recurring_checks(self) -> list[tuple]:
+        """(grp, host, check, runs, findings, first seq, last seq, first time, last time) of
+        checks found drifting in RECURRING_RUNS runs or more."""
+        where, args = self._where(("audit",), "r.")
+        cid = self.d.element_text("f", "id")
+        m = self.d.mark
+        return self._run(
+            f"SELECT r.grp, r.host, {cid} AS chk, COUNT(DISTINCT r.run), COUNT(*), MIN(r.seq), "
+            f"MAX(r.seq), MIN(r.time), MAX(r.time) FROM records AS r "
+            f"{self.d.each('r.details', 'findings', 'f')} WHERE {where} AND r.status = {m} "
+            f"AND {self.d.element_text('f', 'status')} = {m} GROUP BY r.grp, r.host, {cid} "
+            f"HAVING COUNT(DISTINCT r.run) >= {RECURRING_RUNS} "
+            f"ORDER BY COUNT(DISTINCT r.run) DESC, r.grp, r.host, {cid} LIMIT {LIST_LIMIT}",
+            [*args, "drift", "drift"])
+
+    def recurring_failures(self) -> list[tuple]:
+        """(grp, host, action, runs, records, first seq, last seq, first time, last time) of
+        hosts that failed (unreachable, error, failed) in RECURRING_RUNS runs or more."""
+        where, args = self._where(("audit", "patch.scan", "patch.apply", "firmware.scan",
+                                   "firmware.apply"))
+        m = self.d.mark
+        return self._run(
+            f"SELECT grp, host, action, COUNT(DISTINCT run), COUNT(*), MIN(seq), MAX(seq), "
+            f"MIN(time), MAX(time) FROM records WHERE {where} AND host IS NOT NULL AND status "
+            f"IN ({m}, {m}, {m}) GROUP BY grp, host, action HAVING COUNT(DISTINCT run) >= "
+            f"{RECURRING_RUNS} ORDER BY COUNT(DISTINCT run) DESC, grp, host, action "
+            f"LIMIT {LIST_LIMIT}", [*args, "unreachable", "error", "failed"])
+
+    # ------------------------------------------------------------------ time to install
+    def time_to_install(self) -> list[tuple]:
+        """Per group and classification, over installs in the range: (grp, classification,
+        installs, mean days from release, installs with a release date, mean days from first
+        seen, installs with a first-seen date, first seq, last seq). A package's first-seen
+        date is the record's own, else the store's first-seen table."""
+        d = self.d
+        where, args = self._where(("patch.install",), "r.")
+        m = d.mark
+        released = d.text("r.details", "released")
+        seen = f"COALESCE({d.text('r.details', 'firstSeen')}, fs.first_seen)"
+        cls = f"COALESCE({d.text('r.details', 'classification')}, 'unknown')"
+        join = (f"LEFT JOIN patch_first_seen AS fs ON fs.grp = r.grp AND fs.host = r.host AND "
+                f"fs.package = {d.text('r.details', 'package')} AND fs.version = "
+                f"{d.text('r.details', 'version')}")
+        return self._run(
+            f"SELECT r.grp, {cls} AS cls, COUNT(*), AVG({d.days('r.time', released)}), "
+            f"COUNT({released}), AVG({d.days('r.time', seen)}), COUNT({seen}), MIN(r.seq), "
+            f"MAX(r.seq) FROM records AS r {join} WHERE {where} AND r.status IN ({m}, {m}) "
+            f"GROUP BY r.grp, {cls} ORDER BY r.grp, {cls}",
+            [*args, "installed", "installed_pending_reboot"])
+
+    # ------------------------------------------------------------------ windows
+    def occurrences(self) -> list[tuple]:
+        """run.start and run.end of run-window runs: (seq, action, status, run, occurrence,
+        window, override)."""
+        m = self.d.mark
+        cond = f"action IN ({m}, {m}) AND time >= {m} AND time < {m} AND occurrence IS NOT NULL"
+        args: list[object] = ["run.start", "run.end", self.scope.lo, self.scope.hi]
+        return self._run(
+            f"SELECT seq, action, status, run, occurrence, {self.d.window_of('occurrence')}, "
+            f"{self.d.text('details', 'override')} FROM records WHERE {cond} ORDER BY seq",
+            args)
+
+    def skips(self) -> list[tuple]:
+        """`skip` records by (window, group, status, reason): (window, grp, status, reason,
+        records, first seq, last seq)."""
+        where, args = self._where(("skip",))
+        d = self.d
+        window = f"COALESCE({d.text('details', 'window')}, {d.window_of('occurrence')})"
+        reason = f"COALESCE({d.text('details', 'reason')}, '')"
+        return self._run(
+            f"SELECT {window} AS w, grp, status, {reason} AS why, COUNT(*), MIN(seq), MAX(seq) "
+            f"FROM records WHERE {where} GROUP BY {window}, grp, status, {reason} "
+            f"ORDER BY COUNT(*) DESC, status LIMIT {LIST_LIMIT}", args)
+
+    def overrides(self) -> tuple[int, list[tuple]]:
+        """(how many, the first LIST_LIMIT: seq, time, actor, grp, occurrence, details)."""
+        where, args = self._where(("override",))
+        count = self._run(f"SELECT COUNT(*) FROM records WHERE {where}", args)[0][0]
+        rows = self._run(f"SELECT seq, time, actor, grp, occurrence, details FROM records "
+                         f"WHERE {where} ORDER BY seq LIMIT {LIST_LIMIT}", args)
+        return int(count), rows
+
+    # ------------------------------------------------------------------ firmware
+    def firmware_since(self) -> list[tuple]:
+        """When each (group, host, component, installed version) was first reported, up to
+        the range's end: (grp, host, component, version, first time, first seq)."""
+        d = self.d
+        m = d.mark
+        cond = f"r.action = {m} AND r.time < {m} AND r.host IS NOT NULL"
+        args: list[object] = ["firmware.scan", self.scope.hi]
+        if self.scope.group is not None:
+            cond += f" AND r.grp = {m}"
+            args.append(self.scope.group)
+        cid = d.element_text("c", "id")
+        ver = d.element_text("c", "installed")
+        return self._run(
+            f"SELECT r.grp, r.host, {cid}, {ver}, MIN(r.time), MIN(r.seq) FROM records AS r "
+            f"{d.each('r.details', 'components', 'c')} WHERE {cond} AND {ver} IS NOT NULL "
+            f"GROUP BY r.grp, r.host, {cid}, {ver}", args)
+
+    def firmware_updates(self) -> list[tuple]:
+        """firmware.update records in the range per group and status: (grp, status, records,
+        first seq, last seq)."""
+        where, args = self._where(("firmware.update",))
+        return self._run(f"SELECT grp, status, COUNT(*), MIN(seq), MAX(seq) FROM records "
+                         f"WHERE {where} GROUP BY grp, status ORDER BY grp, status", args)

@@ -1,0 +1,186 @@
+"""The report's figures, computed by SQL on both store backends from a change log with known
+contents (reportdata.py): each figure's value and the records it names."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+from reportdata import REV_A, REV_B, write_estate
+
+from orchestrator.compliance.build import build_report
+
+SINCE = datetime(2026, 9, 1, tzinfo=UTC)
+UNTIL = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _report(store, group=None, since=SINCE, until=UNTIL):
+    return build_report(store, since=since, until=until, group=group, policies=None,
+                        store_name="test", now=UNTIL).to_json()
+
+
+@pytest.fixture
+def estate(stores):
+    store = stores()
+    w = write_estate(store)
+    return store, w
+
+
+def test_patch_compliance_and_overdue(estate):
+    store, w = estate
+    r = _report(store)
+    pc = r["overall"]["patchCompliance"]
+    assert (pc["hosts"], pc["compliant"], pc["overdue"], pc["unknown"]) == (3, 1, 1, 1)
+    assert pc["percent"] == 33.3
+    assert pc["records"]["seqs"] == w.seqs["latest-scan"]  # each host's last scan, exactly
+    web = next(g for g in r["groups"] if g["group"] == "web")
+    assert web["patchCompliance"]["percent"] == 50.0
+    over = r["overall"]["overduePatches"]
+    assert [(o["host"], o["name"], o["daysOverdue"]) for o in over] == [("web-2", "openssl", 21)]
+    assert over[0]["seq"] == w.seqs["latest-scan"][1]
+    # the record after the period (a newer overdue scan of web-1) is not counted
+    assert all(o["name"] != "late" for o in over)
+
+
+def test_trend_per_period(estate):
+    store, _ = estate
+    r = _report(store)
+    assert r["period"]["periodDays"] == 7
+    trend = r["overall"]["patchTrend"]
+    assert [(t["from"][:10], t["hosts"], t["compliant"]) for t in trend] == [
+        ("2026-09-01", 1, 0), ("2026-10-20", 3, 1)]
+    web = next(g for g in r["groups"] if g["group"] == "web")["patchTrend"]
+    assert [(t["hosts"], t["compliant"], t["percent"]) for t in web] == [(1, 0, 0.0),
+                                                                         (2, 1, 50.0)]
+    assert "--group web" in web[1]["records"]["query"]
+    assert "--since 2026-10-20T00:00:00.000000Z" in web[1]["records"]["query"]
+    drift = r["overall"]["driftTrend"]
+    # 09-05, 09-12 and 09-19 fall in periods 0, 1 and 2; web-1's compliant audit in period 4
+    assert [(t["from"][:10], t["hosts"], t["drifting"], t["findings"]) for t in drift] == [
+        ("2026-09-01", 2, 2, 3), ("2026-09-08", 2, 2, 3), ("2026-09-15", 1, 1, 2),
+        ("2026-09-29", 1, 0, 0)]
+
+
+def test_drift_and_recurring(estate):
+    store, w = estate
+    r = _report(store)
+    d = r["overall"]["drift"]
+    assert (d["hosts"], d["compliant"], d["drifting"]) == (2, 1, 1)
+    # the waived finding is not drift
+    assert [(c["check"], c["hosts"]) for c in d["byCheck"]] == [
+        ("package.installed:chrony", ["db-1"])]
+    assert d["byCheck"][0]["records"]["seqs"] == [w.seqs["db-drift"][-1]]
+    rec = r["overall"]["recurring"]
+    got = {(e["kind"], e["host"], e["what"], e["runs"]) for e in rec}
+    assert got == {("drift", "db-1", "package.installed:chrony", 3),
+                   ("failure", "web-2", "patch.apply", 3)}  # web-1 drifted in 2 runs only
+    fail = next(e for e in rec if e["kind"] == "failure")
+    assert (fail["records"]["first"], fail["records"]["last"], fail["records"]["count"]) == (
+        w.seqs["web2-fail"][0], w.seqs["web2-fail"][-1], 3)
+
+
+def test_time_to_install(estate):
+    store, w = estate
+    r = _report(store)
+    tti = {t["classification"]: t for t in r["overall"]["timeToInstall"]}
+    assert set(tti) == {"security", "unknown"}  # the failed install is not counted
+    assert tti["security"]["meanDaysFromRelease"] == 12.0
+    assert tti["security"]["meanDaysFromFirstSeen"] == 10.0
+    # the older record without dates: first seen from the store's table (2026-10-07)
+    assert tti["unknown"]["meanDaysFromRelease"] is None
+    assert tti["unknown"]["meanDaysFromFirstSeen"] == 5.5
+    assert tti["unknown"]["records"]["first"] == w.seqs["install"][1]
+
+
+def test_windows_skips_overrides(estate):
+    store, w = estate
+    r = _report(store)
+    wins = r["overall"]["windows"]["windows"]
+    assert [(x["window"], x["used"], x["runs"], x["overrideRuns"], x["outcomes"])
+            for x in wins] == [("sat", 1, 2, 1, {"done": 1, "failed": 1})]
+    starts = [w.seqs["runs"][0], w.seqs["runs"][2]]  # run.start records of the two runs
+    assert wins[0]["records"]["seqs"] == starts
+    skipped = {(s["status"], s["group"], s["reason"]): s["records"]["count"]
+               for s in r["overall"]["windows"]["skipped"]}
+    assert skipped == {("frozen", "web", "freeze q4-close"): 2,
+                       ("closed", None, "not in an occurrence"): 1}
+    ov = r["overall"]["overrides"]
+    assert ov["count"] == 1 and ov["items"][0]["reason"] == "emergency CVE-2026-1234"
+    assert ov["items"][0]["seq"] == w.seqs["override"][0]
+
+
+def test_firmware_age(estate):
+    store, w = estate
+    r = _report(store)
+    fw = r["overall"]["firmware"]
+    assert [(f["component"], f["version"], f["hosts"], f["status"], f["ageDays"])
+            for f in fw] == [("BIOS", "1.0", 1, {"outdated": 1}, 72)]  # since 2026-08-20
+    assert fw[0]["records"]["seqs"] == w.seqs["fw"]
+
+
+def test_revisions_and_chain(estate):
+    store, w = estate
+    r = _report(store)
+    revs = [(v["revision"], v["records"]) for v in r["policyRevisions"]]
+    assert [v for v, _ in revs] == [REV_A, REV_B]
+    assert sum(n for _, n in revs) == r["period"]["records"]
+    assert r["chain"]["intact"] is True
+    # verified through the last record before the period's end, not the one after it
+    assert r["chain"]["through"] == w.seq - 1
+    assert r["headline"].startswith("Change log intact through record")
+
+
+def test_group_scope(estate):
+    store, _ = estate
+    r = _report(store, group="db")
+    assert [g["group"] for g in r["groups"]] == ["db"]
+    pc = r["overall"]["patchCompliance"]
+    assert (pc["hosts"], pc["unknown"]) == (1, 1)
+    assert {e["host"] for e in r["overall"]["recurring"]} == {"db-1"}
+    assert r["overall"]["overrides"]["count"] == 0  # the override was not about group db
+
+
+def test_same_figures_on_both_backends(stores):
+    """The SQL differs per dialect; the figures must not."""
+    results = []
+    for name in ("one", "two"):
+        store = stores(name)
+        write_estate(store)
+        results.append(_report(store))
+    assert results[0] == results[1]
+
+
+def test_broken_chain_said_first(tmp_path):
+    from orchestrator.changelog.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "state.db")
+    w = write_estate(store)
+    bad = w.seqs["override"][0]
+    conn = sqlite3.connect(tmp_path / "state.db")
+    conn.execute("UPDATE records SET details = ? WHERE seq = ?",
+                 ('{"reason":"nothing to see"}', bad))
+    conn.commit()
+    conn.close()
+    r = _report(store)
+    assert r["chain"]["intact"] is False and r["chain"]["brokenAt"] == bad
+    assert r["headline"].startswith("WARNING: the change log is BROKEN at record")
+    from orchestrator.compliance.build import build_report as again
+    from orchestrator.reporting.report_html import report_html
+    from orchestrator.reporting.report_markdown import report_markdown
+
+    rep = again(store, since=SINCE, until=UNTIL, group=None, policies=None, store_name="t")
+    assert report_markdown(rep).splitlines()[0].startswith("**WARNING: the change log is")
+    assert 'class="banner broken"' in report_html(rep).split("<h1>")[0]
+
+
+def test_empty_period(stores):
+    store = stores()
+    write_estate(store)
+    r = _report(store, since=datetime(2025, 1, 1, tzinfo=UTC),
+                until=datetime(2025, 2, 1, tzinfo=UTC))
+    assert r["chain"]["intact"] is False  # nothing written before the period's end
+    assert r["period"]["records"] == 0
+    pc = r["overall"]["patchCompliance"]
+    assert (pc["hosts"], pc["percent"]) == (0, None)  # shown as n/a, never as 0 % or 100 %
+    assert r["overall"]["patchTrend"] == [] and r["groups"] == []
