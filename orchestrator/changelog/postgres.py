@@ -65,6 +65,9 @@ CREATE INDEX IF NOT EXISTS records_run ON records(run);
 CREATE INDEX IF NOT EXISTS records_occurrence ON records(occurrence);
 CREATE INDEX IF NOT EXISTS records_action ON records(action);
 CREATE INDEX IF NOT EXISTS records_time ON records(time);
+-- reports (compliance/queries.py): each host's last record of an action in a period,
+-- read from the index alone
+CREATE INDEX IF NOT EXISTS records_report ON records(action, time, grp, host, status);
 CREATE TABLE IF NOT EXISTS leases (
     key TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
@@ -114,7 +117,7 @@ class PostgresStore(ChangeLogStore):
             raise StateError(f"{self._shown}: the database's encoding is {encoding}, not UTF8; "
                              "create it with ENCODING 'UTF8' (records hold any text)")
         names = ("records", "leases", "patch_first_seen", "records_host", "records_run",
-                 "records_occurrence", "records_action", "records_time")
+                 "records_occurrence", "records_action", "records_time", "records_report")
         found = self._query("SELECT " + ", ".join(f"to_regclass('{n}')" for n in names))[0]
         if any(f is None for f in found):  # only then: a role with rights on the tables
             with self._tx() as cur:       # alone may use a store created beforehand

@@ -71,6 +71,9 @@ CREATE TABLE IF NOT EXISTS leases (
 CREATE INDEX IF NOT EXISTS records_occurrence ON records(occurrence);
 CREATE INDEX IF NOT EXISTS records_action ON records(action);
 CREATE INDEX IF NOT EXISTS records_time ON records(time);
+-- reports (compliance/queries.py): each host's last record of an action in a period,
+-- read from the index alone
+CREATE INDEX IF NOT EXISTS records_report ON records(action, time, grp, host, status);
 CREATE TABLE IF NOT EXISTS patch_first_seen (
     grp TEXT NOT NULL,
     host TEXT NOT NULL,

@@ -78,6 +78,8 @@ def report(ctx: click.Context, since: str | None, until: str | None, group: str 
 
     Computed in the store; each figure names the records it came from. Its first line says
     whether the change log verifies."""
+    from orchestrator.changelog.open import open_store
+    from orchestrator.changelog.record import VerifyResult
     from orchestrator.compliance.build import DEFAULT_DAYS, build_report
 
     a = app(ctx)
@@ -106,8 +108,16 @@ def report(ctx: click.Context, since: str | None, until: str | None, group: str 
                      f"{a.policy_revision}.")
     if group is not None and policies is not None and group not in policies.groups:
         notes.append(f"Group {group!r} is not in today's policies; its records are reported.")
+    def verifier(upto: int) -> VerifyResult:
+        """log verify on a connection of its own, while the figures are computed."""
+        second = open_store(a.config.state)
+        try:
+            return second.verify(upto=upto)
+        finally:
+            second.close()
+
     rep = build_report(a.store, since=lo, until=hi, group=group, policies=policies,
-                       store_name=redact(a.config.state), notes=notes)
+                       store_name=redact(a.config.state), notes=notes, verifier=verifier)
     if fmt == "json":
         text = json_text(json.dumps(rep.to_json(), ensure_ascii=False, indent=2)) + "\n"
     elif fmt == "markdown":

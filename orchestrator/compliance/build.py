@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import shlex
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from orchestrator.changelog.record import VerifyResult
 from orchestrator.changelog.store import ChangeLogStore
 from orchestrator.compliance.model import Report, Section, Trace
 from orchestrator.compliance.queries import RECURRING_RUNS, Queries, Scope
@@ -32,12 +35,32 @@ def period_days(lo: datetime, hi: datetime) -> int:
 
 def build_report(store: ChangeLogStore, *, since: datetime, until: datetime,
                  group: str | None, policies: PolicySet | None, store_name: str,
-                 notes: list[str] | None = None, now: datetime | None = None) -> Report:
+                 notes: list[str] | None = None, now: datetime | None = None,
+                 verifier: Callable[[int], VerifyResult] | None = None) -> Report:
+    """The report of [since, until). `verifier(upto)`: `log verify` through record `upto` on
+    a connection of its own, run while the figures are computed (the chain check reads every
+    record and costs as much as all the figures); by default on `store`, before them."""
     days = period_days(since, until)
-    start = since.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
-    scope = Scope(record_time(since), record_time(until), group, start, days)
+    periods = []
+    p0 = since
+    while p0 < until:
+        p1 = min(p0 + timedelta(days=days), until)
+        periods.append((len(periods), record_time(p0), record_time(p1)))
+        p0 = p1
+    scope = Scope(record_time(since), record_time(until), group, tuple(periods))
     q = Queries(store, scope)
     b = _Builder(q, since, until, days, policies)
+    upto = q.last_seq_before()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        chain = pool.submit(b.chain, upto, verifier) if verifier is not None else None
+        report = _fill(b, q, since, until, days, group, store_name, notes, now,
+                       chain.result if chain is not None else lambda: b.chain(upto, None))
+    return report
+
+
+def _fill(b: _Builder, q: Queries, since: datetime, until: datetime, days: int,
+          group: str | None, store_name: str, notes: list[str] | None,
+          now: datetime | None, chain: Callable[[], dict[str, Any]]) -> Report:
     count, first, last = q.totals()
     last_day = (until - timedelta(microseconds=1)).astimezone(UTC).date().isoformat()
     period = {"from": since.isoformat(), "until": until.isoformat(), "lastDay": last_day,
@@ -45,9 +68,10 @@ def build_report(store: ChangeLogStore, *, since: datetime, until: datetime,
               "generated": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
               "store": store_name, "periodDays": days, "records": count,
               "firstSeq": first, "lastSeq": last}
-    report = Report(period, b.chain(), b.revisions(), b.applies(), Section(None), [],
+    report = Report(period, {}, b.revisions(), b.applies(), Section(None), [],
                     list(notes or []))
     b.fill(report)
+    report.chain = chain()
     return report
 
 
@@ -71,13 +95,13 @@ class _Builder:
         return shlex.join(parts)
 
     # ------------------------------------------------------------------ header
-    def chain(self) -> dict[str, Any]:
-        upto = self.q.last_seq_before()
+    def chain(self, upto: int | None,
+              verifier: Callable[[int], VerifyResult] | None) -> dict[str, Any]:
         if upto is None:
             return {"intact": False, "through": None, "records": 0, "lastSeq": None,
                     "lastHash": None, "anchor": None, "brokenAt": None,
                     "reason": "no record was written before the period's end"}
-        r = self.q.store.verify(upto=upto)
+        r = verifier(upto) if verifier is not None else self.q.store.verify(upto=upto)
         return {"intact": r.ok, "through": upto, "records": r.checked, "lastSeq": r.last_seq,
                 "lastHash": r.last_hash, "anchor": r.anchor, "brokenAt": r.broken_seq,
                 "reason": r.reason}

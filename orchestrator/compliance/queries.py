@@ -21,8 +21,7 @@ class Scope:
     lo: str  # record time text, inclusive
     hi: str  # exclusive
     group: str | None
-    bucket_start: str  # ISO, no zone: the first period's start (UTC)
-    bucket_days: int
+    periods: tuple[tuple[int, str, str], ...]  # the trend's (index, from, until), record times
 
 
 class Queries:
@@ -81,37 +80,50 @@ class Queries:
     # ------------------------------------------------------------------ latest per host
     def latest(self, action: str) -> list[tuple]:
         """The last `action` record of each (group, host) in the range:
-        (seq, grp, host, status, details text)."""
+        (seq, grp, host, status, details text). The choice reads the covering index
+        (action, time, grp, host, status); only the chosen rows' details are read."""
         where, args = self._where((action,))
         return self._run(
-            "SELECT seq, grp, host, status, details FROM (SELECT seq, grp, host, status, "
-            "details, ROW_NUMBER() OVER (PARTITION BY grp, host ORDER BY seq DESC) AS rn "
-            f"FROM records WHERE {where} AND host IS NOT NULL) AS t WHERE rn = 1 "
-            "ORDER BY grp, host", args)
+            "SELECT r.seq, r.grp, r.host, r.status, r.details FROM (SELECT grp, host, "
+            f"MAX(seq) AS seq FROM records WHERE {where} AND host IS NOT NULL GROUP BY grp, "
+            "host) AS c JOIN records AS r ON r.seq = c.seq ORDER BY r.seq", args)
 
     def trend(self, action: str, good: str, count_key: str | None = None,
               overall: str = "min") -> list[tuple]:
         """Per period and group, from each host's last `action` record of that period:
         (period, grp, hosts, hosts whose status is `good`, sum of the `count_key` array
         lengths, first seq, last seq). `grp` NULL: all groups, a host counting as good
-        when it is good in every group (`overall` "min") or in any ("max")."""
+        when it is good in every group (`overall` "min") or in any ("max").
+
+        The periods are a VALUES table of time ranges joined to the records: each is a
+        range scan of the covering index, the same SQL in both dialects."""
         agg = {"min": "MIN", "max": "MAX"}[overall]
-        b = self.d.bucket("time", self.scope.bucket_start, self.scope.bucket_days)
-        where, args = self._where((action,))
-        n = self.d.length("details", count_key) if count_key else "0"
-        inner = (f"SELECT {b} AS b, grp, host, status, seq, {n} AS n, ROW_NUMBER() OVER "
-                 f"(PARTITION BY {b}, grp, host ORDER BY seq DESC) AS rn FROM records WHERE "
-                 f"{where} AND host IS NOT NULL")
         m = self.d.mark
-        per_group = (f"SELECT b, grp, COUNT(*), SUM(CASE WHEN status = {m} THEN 1 ELSE 0 END), "
-                     f"SUM(n), MIN(seq), MAX(seq) FROM ({inner}) AS t WHERE rn = 1 "
-                     "GROUP BY b, grp")
-        per_host = (f"SELECT b, host, {agg}(CASE WHEN status = {m} THEN 1 ELSE 0 END) AS ok, "
-                    f"MAX(n) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM ({inner}) AS t "
-                    "WHERE rn = 1 GROUP BY b, host")
-        overall = (f"SELECT b, NULL, COUNT(*), SUM(ok), SUM(n), MIN(lo), MAX(hi) "
-                   f"FROM ({per_host}) AS h GROUP BY b")
-        rows = self._run(per_group, [good, *args]) + self._run(overall, [good, *args])
+        periods = self.scope.periods
+        values = ", ".join(f"({int(i)}, {m}, {m})" for i, _, _ in periods)
+        p_args: list[object] = [x for _, a, z in periods for x in (a, z)]
+        cond = f"r.action = {m} AND r.host IS NOT NULL"
+        c_args: list[object] = [action]
+        if self.scope.group is not None:
+            cond += f" AND r.grp = {m}"
+            c_args.append(self.scope.group)
+        n = self.d.length("r.details", count_key) if count_key else "0"
+        sql = (
+            f"WITH periods (b, lo, hi) AS (VALUES {values}), "
+            "chosen AS (SELECT p.b, r.grp, r.host, MAX(r.seq) AS seq FROM periods AS p JOIN "
+            f"records AS r ON r.time >= p.lo AND r.time < p.hi AND {cond} "
+            "GROUP BY p.b, r.grp, r.host), "
+            f"counted AS (SELECT c.b, c.grp, c.host, r.status, c.seq, {n} AS n FROM chosen "
+            "AS c JOIN records AS r ON r.seq = c.seq) "
+            f"SELECT b, grp, COUNT(*), SUM(CASE WHEN status = {m} THEN 1 ELSE 0 END), SUM(n), "
+            "MIN(seq), MAX(seq) FROM counted GROUP BY b, grp "
+            "UNION ALL "
+            "SELECT b, NULL, COUNT(*), SUM(ok), SUM(n), MIN(lo), MAX(hi) FROM (SELECT b, host, "
+            f"{agg}(CASE WHEN status = {m} THEN 1 ELSE 0 END) AS ok, MAX(n) AS n, "
+            "MIN(seq) AS lo, MAX(seq) AS hi FROM counted GROUP BY b, host) AS h GROUP BY b")
+        if not periods:
+            return []
+        rows = self._run(sql, [*p_args, *c_args, good, good])
         return sorted(rows, key=lambda r: (r[0], r[1] is not None, r[1] or ""))
 
     # ------------------------------------------------------------------ recurring
@@ -127,7 +139,7 @@ class Queries:
             f"{self.d.each('r.details', 'findings', 'f')} WHERE {where} AND r.status = {m} "
             f"AND {self.d.element_text('f', 'status')} = {m} GROUP BY r.grp, r.host, {cid} "
             f"HAVING COUNT(DISTINCT r.run) >= {RECURRING_RUNS} "
-            f"ORDER BY COUNT(DISTINCT r.run) DESC, r.grp, r.host, {cid} LIMIT {LIST_LIMIT}",
+            f"ORDER BY COUNT(DISTINCT r.run) DESC, MIN(r.seq), {cid} LIMIT {LIST_LIMIT}",
             [*args, "drift", "drift"])
 
     def recurring_failures(self) -> list[tuple]:
@@ -140,7 +152,7 @@ class Queries:
             f"SELECT grp, host, action, COUNT(DISTINCT run), COUNT(*), MIN(seq), MAX(seq), "
             f"MIN(time), MAX(time) FROM records WHERE {where} AND host IS NOT NULL AND status "
             f"IN ({m}, {m}, {m}) GROUP BY grp, host, action HAVING COUNT(DISTINCT run) >= "
-            f"{RECURRING_RUNS} ORDER BY COUNT(DISTINCT run) DESC, grp, host, action "
+            f"{RECURRING_RUNS} ORDER BY COUNT(DISTINCT run) DESC, MIN(seq) "
             f"LIMIT {LIST_LIMIT}", [*args, "unreachable", "error", "failed"])
 
     # ------------------------------------------------------------------ time to install
@@ -162,7 +174,7 @@ class Queries:
             f"SELECT r.grp, {cls} AS cls, COUNT(*), AVG({d.days('r.time', released)}), "
             f"COUNT({released}), AVG({d.days('r.time', seen)}), COUNT({seen}), MIN(r.seq), "
             f"MAX(r.seq) FROM records AS r {join} WHERE {where} AND r.status IN ({m}, {m}) "
-            f"GROUP BY r.grp, {cls} ORDER BY r.grp, {cls}",
+            f"GROUP BY r.grp, {cls} ORDER BY MIN(r.seq)",
             [*args, "installed", "installed_pending_reboot"])
 
     # ------------------------------------------------------------------ windows
@@ -187,7 +199,7 @@ class Queries:
         return self._run(
             f"SELECT {window} AS w, grp, status, {reason} AS why, COUNT(*), MIN(seq), MAX(seq) "
             f"FROM records WHERE {where} GROUP BY {window}, grp, status, {reason} "
-            f"ORDER BY COUNT(*) DESC, status LIMIT {LIST_LIMIT}", args)
+            f"ORDER BY COUNT(*) DESC, MIN(seq) LIMIT {LIST_LIMIT}", args)
 
     def overrides(self) -> tuple[int, list[tuple]]:
         """(how many, the first LIST_LIMIT: seq, time, actor, grp, occurrence, details)."""
@@ -220,4 +232,4 @@ class Queries:
         first seq, last seq)."""
         where, args = self._where(("firmware.update",))
         return self._run(f"SELECT grp, status, COUNT(*), MIN(seq), MAX(seq) FROM records "
-                         f"WHERE {where} GROUP BY grp, status ORDER BY grp, status", args)
+                         f"WHERE {where} GROUP BY grp, status ORDER BY MIN(seq)", args)

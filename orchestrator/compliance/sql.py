@@ -56,11 +56,6 @@ class Dialect:
         return (f"(EXTRACT(EPOCH FROM (CAST(substr({later}, 1, 19) AS timestamp) - "
                 f"CAST(substr({earlier}, 1, 19) AS timestamp))) / 86400.0)")
 
-    def bucket(self, column: str, start: str, days: int) -> str:
-        """The index of the `days`-long period after `start` (a bound placeholder's value is
-        not used: `start` is an ISO literal we made) that `column` falls in."""
-        return f"CAST(floor({self.days(column, repr(start))} / {int(days)}) AS INTEGER)"
-
     def window_of(self, occurrence: str) -> str:
         """The window name of an occurrence id (`name@start`)."""
         if self.name == "sqlite":
