@@ -34,6 +34,16 @@ def _since(value: str | None, option: str = "--since") -> str | None:
     return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _until(value: str | None) -> str | None:
+    """--until: a time, or a date alone, which includes that day (as for `report`)."""
+    if value is None:
+        return None
+    from orchestrator.cli.timebounds import parse_bound
+
+    dt = parse_bound(value, "--until", end=True)
+    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def csv_cell(value: Any) -> str:
     """One CSV cell: control characters escaped, and a leading ' before = + - @ so that a
     spreadsheet shows the text instead of running it as a formula."""
@@ -73,7 +83,7 @@ def log(ctx: click.Context, host: str | None, run_id: str | None, since: str | N
     a = app(ctx)
     fmt = fmt or a.output_format
     flt = LogFilter(host=host, run=run_id, since=_since(since), action=action,
-                    until=_since(until, "--until"), status=status, group=group)
+                    until=_until(until), status=status, group=group)
     out = sys.stdout
     if fmt == "csv":
         writer = csv.writer(out)

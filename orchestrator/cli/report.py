@@ -6,45 +6,48 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from datetime import UTC, date, datetime, timedelta
+import stat
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
 from orchestrator.cli.output import app, warn
+from orchestrator.cli.timebounds import parse_bound
+from orchestrator.config import Config
 from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.redact import redact
 from orchestrator.textsafe import clean, json_text
 
 
-def parse_bound(value: str, option: str, *, end: bool) -> datetime:
-    """An ISO 8601 date or time; a time without zone is this machine's local time. A date
-    alone is the start of that day for --from and the end of it for --until (the day is
-    included)."""
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            d = date.fromisoformat(text)
-            dt = datetime(d.year, d.month, d.day) + (timedelta(days=1) if end else timedelta())
-        else:
-            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{option} {clean(value)!r}: not an ISO 8601 date or time "
-                          "(e.g. 2026-11-01 or 2026-11-01T00:00:00Z)") from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()
-    return dt.astimezone(UTC)
-
-
-def write_file(path: Path, text: str) -> None:
+def write_file(path: Path, text: str, protected: list[Path]) -> None:
     """All or nothing: a new private file (0600) beside the target, then renamed over it; a
-    link at the target is replaced, never followed."""
+    link at the target is replaced, never followed. Only a regular file (or a link) is
+    replaced: not a device, a pipe or a folder, and never one of `protected` (the state
+    database and its journal files, the configuration, the policies)."""
     folder = path.parent if str(path.parent) else Path(".")
+    shown = clean(str(path))
     if not folder.is_dir():
-        raise ConfigError(f"--output {clean(str(path))}: folder {clean(str(folder))} does not "
-                          "exist; create it or write elsewhere")
-    if path.is_dir():
-        raise ConfigError(f"--output {clean(str(path))}: is a folder; name a file")
+        raise ConfigError(f"--output {shown}: folder {clean(str(folder))} does not exist; "
+                          "create it or write elsewhere")
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise ConfigError(f"--output {shown}: cannot look at it ({exc.strerror})") from None
+    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        raise ConfigError(f"--output {shown}: not a regular file (a folder, device or pipe); "
+                          "name a file")
+    real = Path(os.path.realpath(folder)) / path.name
+    for p in protected:
+        try:
+            mine = Path(os.path.realpath(p))
+        except OSError:
+            continue
+        if real == mine or mine in real.parents:
+            raise ConfigError(f"--output {shown}: that is {clean(str(p))}, which the "
+                              "orchestrator reads; write the report elsewhere")
     tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -84,8 +87,12 @@ def report(ctx: click.Context, since: str | None, until: str | None, group: str 
 
     a = app(ctx)
     fmt = fmt or ("json" if a.output_format == "json" else "markdown")
-    hi = parse_bound(until, "--until", end=True) if until else datetime.now(UTC)
-    lo = parse_bound(since, "--from", end=False) if since else hi - timedelta(days=DEFAULT_DAYS)
+    hi = parse_bound(until, "--until", end=True) if until else datetime.now().astimezone()
+    try:
+        lo = parse_bound(since, "--from", end=False) if since else \
+            hi - timedelta(days=DEFAULT_DAYS)
+    except OverflowError:
+        raise ConfigError("--until is too early for a 30-day period; give --from") from None
     if lo >= hi:
         raise ConfigError(f"--from {lo.isoformat()} is not before --until {hi.isoformat()}; "
                           "give a period that ends after it starts")
@@ -133,6 +140,20 @@ def report(ctx: click.Context, since: str | None, until: str | None, group: str 
     if output is None:
         click.echo(text, nl=False)
     else:
-        write_file(output, text)
+        write_file(output, text, _protected(a.config))
         if not a.quiet:
             click.echo(f"report written to {clean(str(output))}", err=True)
+
+
+def _protected(cfg: Config) -> list[Path]:
+    """What --output must never replace: the SQLite state database and its journal files,
+    the configuration file and the policy folder."""
+    out: list[Path] = [Path(cfg.policies)]
+    state = cfg.state
+    if state.startswith("sqlite:///"):
+        db = Path(state[len("sqlite:///"):])
+        out += [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"),
+                db.with_name(db.name + "-journal")]
+    if cfg.source is not None:
+        out.append(Path(cfg.source))
+    return out

@@ -1,6 +1,9 @@
 """`orchestrator report`: the figures of a period, computed in the store (queries.py), each
-with the records it came from, the chain verified through the period's last record, and the
-policy revisions the period's records were written under."""
+with the records it came from, the whole chain verified, and the policy revisions the
+period's records were written under.
+
+Dates shown (title, trend periods, days overdue, waivers' days left) are in the zone of the
+period's bounds as given (the CLI gives this machine's local time); records compare in UTC."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from orchestrator.changelog.record import VerifyResult
 from orchestrator.changelog.store import ChangeLogStore
 from orchestrator.compliance.model import Report, Section, Trace
 from orchestrator.compliance.queries import RECURRING_RUNS, Queries, Scope
+from orchestrator.errors import StateError
 from orchestrator.policy.model import PolicySet
 
 WAIVER_DAYS = 30  # waivers expiring within this many days of the period's end are listed
@@ -27,19 +31,26 @@ def record_time(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+MOST_PERIODS = 1000  # trend periods at most (each is two bound parameters of one query)
+
+
 def period_days(lo: datetime, hi: datetime) -> int:
-    """The trend's period: a day up to a month, a week up to 400 days, else 30 days."""
+    """The trend's period: a day up to a month, a week up to 400 days, else 30 days (longer
+    when that would make more than MOST_PERIODS)."""
     span = (hi - lo).total_seconds() / 86400
-    return 1 if span <= 31 else 7 if span <= 400 else 30
+    days = 1 if span <= 31 else 7 if span <= 400 else 30
+    return max(days, int(span // MOST_PERIODS) + 1) if span / days > MOST_PERIODS else days
 
 
 def build_report(store: ChangeLogStore, *, since: datetime, until: datetime,
                  group: str | None, policies: PolicySet | None, store_name: str,
                  notes: list[str] | None = None, now: datetime | None = None,
                  verifier: Callable[[int], VerifyResult] | None = None) -> Report:
-    """The report of [since, until). `verifier(upto)`: `log verify` through record `upto` on
-    a connection of its own, run while the figures are computed (the chain check reads every
-    record and costs as much as all the figures); by default on `store`, before them."""
+    """The report of [since, until). `verifier(upto)`: `log verify` through record `upto`
+    (the log's last) on a connection of its own, run while the figures are computed (the
+    chain check reads every record and costs as much as all the figures); by default on
+    `store`, after them. A figure the store cannot compute (a tampered record that is not
+    JSON) is a note when the chain is broken, the error otherwise."""
     days = period_days(since, until)
     periods = []
     p0 = since
@@ -50,7 +61,7 @@ def build_report(store: ChangeLogStore, *, since: datetime, until: datetime,
     scope = Scope(record_time(since), record_time(until), group, tuple(periods))
     q = Queries(store, scope)
     b = _Builder(q, since, until, days, policies)
-    upto = q.last_seq_before()
+    upto = q.last_seq()
     with ThreadPoolExecutor(max_workers=1) as pool:
         chain = pool.submit(b.chain, upto, verifier) if verifier is not None else None
         report = _fill(b, q, since, until, days, group, store_name, notes, now,
@@ -62,7 +73,7 @@ def _fill(b: _Builder, q: Queries, since: datetime, until: datetime, days: int,
           group: str | None, store_name: str, notes: list[str] | None,
           now: datetime | None, chain: Callable[[], dict[str, Any]]) -> Report:
     count, first, last = q.totals()
-    last_day = (until - timedelta(microseconds=1)).astimezone(UTC).date().isoformat()
+    last_day = (until - timedelta(microseconds=1)).date().isoformat()
     period = {"from": since.isoformat(), "until": until.isoformat(), "lastDay": last_day,
               "group": group,
               "generated": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
@@ -70,8 +81,12 @@ def _fill(b: _Builder, q: Queries, since: datetime, until: datetime, days: int,
               "firstSeq": first, "lastSeq": last}
     report = Report(period, {}, b.revisions(), b.applies(), Section(None), [],
                     list(notes or []))
-    b.fill(report)
+    errors = b.fill(report)
     report.chain = chain()
+    if errors and report.intact:
+        raise errors[0][1]
+    for what, exc in errors:
+        report.notes.append(f"{what}: not computed ({exc.message})")
     return report
 
 
@@ -80,13 +95,14 @@ class _Builder:
                  policies: PolicySet | None) -> None:
         self.q, self.since, self.until, self.days, self.ps = q, since, until, days, policies
         self.lo, self.hi = q.scope.lo, q.scope.hi
-        self.end_day = (until - timedelta(microseconds=1)).astimezone(UTC).date()
+        self.end_day = (until - timedelta(microseconds=1)).date()  # in the bounds' zone
 
     # ------------------------------------------------------------------ traces
     def query(self, action: str | None = None, *, group: str | None = None,
               host: str | None = None, lo: str | None = None, hi: str | None = None,
               status: str | None = None) -> str:
         parts = ["orchestrator", "log"]
+        group = group if group is not None else self.q.scope.group
         for flag, value in (("--action", action), ("--host", host), ("--status", status),
                             ("--group", group), ("--since", lo or self.lo),
                             ("--until", hi or self.hi)):
@@ -100,7 +116,8 @@ class _Builder:
         if upto is None:
             return {"intact": False, "through": None, "records": 0, "lastSeq": None,
                     "lastHash": None, "anchor": None, "brokenAt": None,
-                    "reason": "no record was written before the period's end"}
+                    "reason": "the change log is empty: nothing shows records were never "
+                              "written"}
         r = verifier(upto) if verifier is not None else self.q.store.verify(upto=upto)
         return {"intact": r.ok, "through": upto, "records": r.checked, "lastSeq": r.last_seq,
                 "lastHash": r.last_hash, "anchor": r.anchor, "brokenAt": r.broken_seq,
@@ -115,28 +132,38 @@ class _Builder:
                 for seq, t, st, commit, actor in self.q.applies()]
 
     # ------------------------------------------------------------------ sections
-    def fill(self, report: Report) -> None:
+    def fill(self, report: Report) -> list[tuple[str, StateError]]:
+        """Every figure; a figure the store could not compute is returned with its error."""
         groups: dict[str | None, Section] = {}
+        errors: list[tuple[str, StateError]] = []
 
         def section(g: str | None) -> Section:
             if g not in groups:
                 groups[g] = Section(g)
             return groups[g]
 
-        self._patch(section)
-        self._trend(section, "patch.scan", "compliant", None, "patch_trend", "min")
-        self._drift(section)
-        self._trend(section, "audit", "drift", "findings", "drift_trend", "max")
-        self._recurring(section)
-        self._install(section)
-        self._windows(section)
-        self._overrides(section)
-        self._waivers(section)
-        self._firmware(section)
+        for what, step in (
+                ("patch compliance", lambda: self._patch(section)),
+                ("patch compliance over time", lambda: self._trend(
+                    section, "patch.scan", "compliant", None, "patch_trend", "min")),
+                ("drift", lambda: self._drift(section)),
+                ("drift over time", lambda: self._trend(
+                    section, "audit", "drift", "findings", "drift_trend", "max")),
+                ("recurring failures", lambda: self._recurring(section)),
+                ("time to install", lambda: self._install(section)),
+                ("windows", lambda: self._windows(section)),
+                ("overrides", lambda: self._overrides(section)),
+                ("waivers", lambda: self._waivers(section)),
+                ("firmware", lambda: self._firmware(section))):
+            try:
+                step()
+            except StateError as exc:
+                errors.append((what, exc))
         report.overall = section(None)
         report.groups = [groups[g] for g in sorted(g for g in groups if g is not None)]
         if self.q.scope.group is not None:
             report.groups = [s for s in report.groups if s.group == self.q.scope.group]
+        return errors
 
     def _patch(self, section: Any) -> None:
         rows = self.q.latest("patch.scan")
@@ -177,7 +204,8 @@ class _Builder:
                 "from": p0.isoformat(), "until": p1.isoformat(), "hosts": int(hosts),
                 "records": Trace.span(self.query(action, group=g, lo=_rt(p0), hi=_rt(p1)),
                                       int(hosts), a, z,
-                                      f"each host's last {action} record of the period")}
+                                      f"each host's last {action} record of the period",
+                                      exact=False)}
             if action == "patch.scan":
                 entry.update(compliant=int(n_good or 0), percent=_pct(int(n_good or 0),
                                                                       int(hosts)))
@@ -302,16 +330,24 @@ class _Builder:
                 section(g).windows.setdefault("skipped", []).append(e)
 
     def _group_windows(self) -> set[str] | None:
+        """The windows of the report's group in today's policies (None: every window; an
+        empty set for a group today's policies do not know)."""
         g = self.q.scope.group
-        if g is None or self.ps is None or g not in self.ps.groups:
+        if g is None:
             return None
+        if self.ps is None or g not in self.ps.groups:
+            return set()
         return set(self.ps.groups[g].windows)
 
     def _overrides(self, section: Any) -> None:
         count, rows = self.q.overrides()
         items: list[dict[str, Any]] = []
+        windows = self._group_windows()
         for seq, t, actor, g, occ, details in rows:
             d = _details(details)
+            if windows is not None and g is None and d.get("window") not in windows:
+                count -= 1  # a run-window override of a window the group does not use
+                continue
             e = {"seq": seq, "time": t, "actor": actor, "group": g, "occurrence": occ,
                  "window": d.get("window"), "command": d.get("command"),
                  "reason": d.get("reason")}
@@ -365,8 +401,8 @@ class _Builder:
                     e["seqs"].append(seq)
         for (g, _cid, _ver), e in sorted(agg.items(), key=lambda kv: (kv[0][1], kv[0][2])):
             age = None
-            if e["since"]:
-                first_day = date.fromisoformat(e["since"][:10])
+            first_day = _date(e["since"])
+            if first_day is not None:
                 age = (self.end_day - first_day).days
             section(g).firmware.append({
                 "component": e["component"], "version": e["version"],

@@ -46,16 +46,22 @@ class Queries:
 
     # ------------------------------------------------------------------ ranges
     def totals(self) -> tuple[int, int | None, int | None]:
-        """Records in the range (all groups: the chain is one), first and last seq."""
+        """Records in the range (with a group: its records and those of no group, as for
+        the revisions), first and last seq."""
         m = self.d.mark
-        row = self._run(f"SELECT COUNT(*), MIN(seq), MAX(seq) FROM records WHERE time >= {m} "
-                        f"AND time < {m}", [self.scope.lo, self.scope.hi])[0]
+        cond = f"time >= {m} AND time < {m}"
+        args: list[object] = [self.scope.lo, self.scope.hi]
+        if self.scope.group is not None:
+            cond += f" AND (grp = {m} OR grp IS NULL)"
+            args.append(self.scope.group)
+        row = self._run(f"SELECT COUNT(*), MIN(seq), MAX(seq) FROM records WHERE {cond}",
+                        args)[0]
         return int(row[0]), row[1], row[2]
 
-    def last_seq_before(self) -> int | None:
-        """The last record written before the range ends (verify covers 1..this)."""
-        m = self.d.mark
-        row = self._run(f"SELECT MAX(seq) FROM records WHERE time < {m}", [self.scope.hi])
+    def last_seq(self) -> int | None:
+        """The log's last record: the chain is verified through it, whatever the period (a
+        record's time can be edited: a record moved past the period must still be seen)."""
+        row = self._run("SELECT MAX(seq) FROM records", [])
         return row[0][0] if row else None
 
     def revisions(self) -> list[tuple]:
@@ -139,7 +145,8 @@ class Queries:
             f"{self.d.each('r.details', 'findings', 'f')} WHERE {where} AND r.status = {m} "
             f"AND {self.d.element_text('f', 'status')} = {m} GROUP BY r.grp, r.host, {cid} "
             f"HAVING COUNT(DISTINCT r.run) >= {RECURRING_RUNS} "
-            f"ORDER BY COUNT(DISTINCT r.run) DESC, MIN(r.seq), {cid} LIMIT {LIST_LIMIT}",
+            f"ORDER BY COUNT(DISTINCT r.run) DESC, MIN(r.seq), {self.d.binary(cid)} "
+            f"LIMIT {LIST_LIMIT}",
             [*args, "drift", "drift"])
 
     def recurring_failures(self) -> list[tuple]:
@@ -170,9 +177,10 @@ class Queries:
         join = (f"LEFT JOIN patch_first_seen AS fs ON fs.grp = r.grp AND fs.host = r.host AND "
                 f"fs.package = {d.text('r.details', 'package')} AND fs.version = "
                 f"{d.text('r.details', 'version')}")
+        rel_days, seen_days = d.days("r.time", released), d.days("r.time", seen)
         return self._run(
-            f"SELECT r.grp, {cls} AS cls, COUNT(*), AVG({d.days('r.time', released)}), "
-            f"COUNT({released}), AVG({d.days('r.time', seen)}), COUNT({seen}), MIN(r.seq), "
+            f"SELECT r.grp, {cls} AS cls, COUNT(*), AVG({rel_days}), COUNT({rel_days}), "
+            f"AVG({seen_days}), COUNT({seen_days}), MIN(r.seq), "
             f"MAX(r.seq) FROM records AS r {join} WHERE {where} AND r.status IN ({m}, {m}) "
             f"GROUP BY r.grp, {cls} ORDER BY MIN(r.seq)",
             [*args, "installed", "installed_pending_reboot"])
@@ -202,11 +210,18 @@ class Queries:
             f"ORDER BY COUNT(*) DESC, MIN(seq) LIMIT {LIST_LIMIT}", args)
 
     def overrides(self) -> tuple[int, list[tuple]]:
-        """(how many, the first LIST_LIMIT: seq, time, actor, grp, occurrence, details)."""
-        where, args = self._where(("override",))
-        count = self._run(f"SELECT COUNT(*) FROM records WHERE {where}", args)[0][0]
+        """(how many, the first LIST_LIMIT: seq, time, actor, grp, occurrence, details).
+        With a group, also the overrides of no group (run-window's, about a window): the
+        caller keeps those of the group's windows."""
+        m = self.d.mark
+        cond = f"action = {m} AND time >= {m} AND time < {m}"
+        args: list[object] = ["override", self.scope.lo, self.scope.hi]
+        if self.scope.group is not None:
+            cond += f" AND (grp = {m} OR grp IS NULL)"
+            args.append(self.scope.group)
+        count = self._run(f"SELECT COUNT(*) FROM records WHERE {cond}", args)[0][0]
         rows = self._run(f"SELECT seq, time, actor, grp, occurrence, details FROM records "
-                         f"WHERE {where} ORDER BY seq LIMIT {LIST_LIMIT}", args)
+                         f"WHERE {cond} ORDER BY seq LIMIT {LIST_LIMIT}", args)
         return int(count), rows
 
     # ------------------------------------------------------------------ firmware

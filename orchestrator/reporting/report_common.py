@@ -33,6 +33,15 @@ def _trace(value: Any) -> Trace:
     return Trace("")
 
 
+def visible(value: Any) -> str:
+    """Text with every control, bidi or invisible character shown as U+XXXX: a value from a
+    record cannot reorder what a reader sees or reach a terminal as an escape sequence."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"U+{ord(c):04X}" for c in text)
+
+
 def pct(value: Any) -> str:
     return "n/a" if value is None else f"{value:.1f} %"
 
@@ -67,8 +76,7 @@ def firmware_status(d: dict[str, int]) -> str:
 def chain_line(r: Report) -> str:
     c = r.chain
     if c.get("intact"):
-        return (f"log verify: intact, {c.get('records')} records checked from record 1 "
-                f"through record {c.get('through')} (the last one written before the period's "
-                f"end); anchor {c.get('anchor')}")
+        return (f"log verify: intact, {c.get('records')} records checked, the whole log "
+                f"(record 1 through record {c.get('through')}); anchor {c.get('anchor')}")
     return (f"log verify: BROKEN at record {c.get('brokenAt')}: {c.get('reason')} "
             f"({c.get('records')} records checked through record {c.get('through')})")

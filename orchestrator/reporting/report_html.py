@@ -20,6 +20,7 @@ from orchestrator.reporting.report_common import (
     pct,
     section_name,
     title,
+    visible,
 )
 
 MOST_ROWS = 200  # rows of a long table per section; the JSON report has them all
@@ -50,7 +51,7 @@ code{font-size:.9em;background:#f5f5f5;padding:0 .2em}
 
 
 def _e(value: Any) -> str:
-    return escape("" if value is None else str(value), quote=True)
+    return escape(visible(value), quote=True)
 
 
 class _Page:
@@ -137,37 +138,39 @@ def _charts(page: _Page, r: Report) -> None:
     sections = [s, *r.groups]
     if s.patch_trend:
         labels = [day(t["from"]) for t in s.patch_trend]
-        series = {section_name(x): _by_period(x.patch_trend, labels, "percent")
+        series = {visible(section_name(x)): _by_period(x.patch_trend, labels, "percent")
                   for x in sections if x.patch_trend}
         page.figure(charts.line("Patch compliance (% of hosts with no overdue patch)", labels,
                                 series, y_title="%", y_range=(0, 100)),
                     "Each host's last patch scan in each period.")
     if s.drift_trend:
         labels = [day(t["from"]) for t in s.drift_trend]
-        series = {section_name(x): _by_period(x.drift_trend, labels, "drifting")
+        series = {visible(section_name(x)): _by_period(x.drift_trend, labels, "drifting")
                   for x in sections if x.drift_trend}
         page.figure(charts.line("Hosts drifting from their baseline", labels, series,
                                 y_title="hosts"),
                     "Each host's last audit in each period.")
     if s.time_to_install:
-        labels = [t["classification"] for t in s.time_to_install]
+        labels = [visible(t["classification"]) for t in s.time_to_install]
         page.figure(charts.bars("Mean days to install, per classification", labels, {
             "from release": [t["meanDaysFromRelease"] for t in s.time_to_install],
             "from first seen": [t["meanDaysFromFirstSeen"] for t in s.time_to_install]},
             y_title="days"), "Installs recorded in the period.")
     wins = s.windows.get("windows") or []
     if wins:
-        names = [w["window"] for w in wins]
+        names = [visible(w["window"]) for w in wins]
         kinds = sorted({k for w in wins for k in w["outcomes"]})
         page.figure(charts.bars("Window runs by outcome", names,
-                                {k: [w["outcomes"].get(k, 0) for w in wins] for k in kinds},
+                                {visible(k): [w["outcomes"].get(k, 0) for w in wins]
+                                 for k in kinds},
                                 y_title="runs", stacked=True),
                     "run.start and run.end records of the period.")
     if s.firmware:
         fw = [f for f in s.firmware if f["ageDays"] is not None][:30]
         if fw:
             page.figure(charts.bars("Firmware: days since each installed version was first "
-                                    "reported", [f"{f['component']} {f['version']}" for f in fw],
+                                    "reported",
+                                    [visible(f"{f['component']} {f['version']}") for f in fw],
                                     {"age (days)": [f["ageDays"] for f in fw]},
                                     y_title="days", horizontal=True),
                         "Hosts' last firmware scans; age from the first record showing the "

@@ -49,6 +49,9 @@ def write_estate(store: ChangeLogStore, hostile: str = "web-2") -> Writer:
     # patch scans: web-1 overdue then compliant; web-2 overdue; db-1 unreachable
     w.add("2026-09-02T10:00:00", "patch.scan", "overdue", host="web-1", group="web",
           patches=[patch("zlib", overdue=True, due="2026-09-01")])
+    # scanned twice in one trend period: the figure takes the later scan
+    w.add("2026-10-20T09:00:00", "patch.scan", "compliant", host="web-1", group="web",
+          patches=[])
     w.add("2026-10-20T10:00:00", "patch.scan", "compliant", tag="latest-scan", host="web-1",
           group="web", patches=[])
     w.add("2026-10-20T10:00:01", "patch.scan", "overdue", tag="latest-scan", host=hostile,

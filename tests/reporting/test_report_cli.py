@@ -135,7 +135,7 @@ def test_broken_chain_warns(workdir, capsys):
     import sqlite3
 
     conn = sqlite3.connect(workdir / ".orchestrator" / "state.db")
-    conn.execute("UPDATE records SET status = 'compliant' WHERE seq = 4")
+    conn.execute("UPDATE records SET status = 'forged' WHERE seq = 4")
     conn.commit()
     conn.close()
     code, out, err = run(capsys, "report", *PERIOD, "--format", "markdown")
@@ -192,3 +192,66 @@ def test_every_trace_query_returns_its_records(workdir, capsys):
             assert t["note"], t
         checked += 1
     assert checked > 15
+
+
+def test_output_never_replaces_what_the_orchestrator_reads(workdir, capsys):
+    state = workdir / ".orchestrator" / "state.db"
+    before = state.read_bytes()
+    for target in (".orchestrator/state.db", ".orchestrator/state.db-wal", "orchestrator.yml",
+                   "policies/waivers/soon.yml"):
+        code, out, err = run(capsys, "report", *PERIOD, "--format", "json", "--output", target)
+        assert code == 1 and "which the orchestrator reads" in err, (target, err)
+    assert state.read_bytes() == before
+    # a link to the store is replaced by the report, the store is not
+    (workdir / "link.json").symlink_to(state)
+    assert run(capsys, "report", *PERIOD, "--format", "json", "--output", "link.json")[0] == 0
+    assert state.read_bytes() == before
+
+
+def test_output_refuses_devices_and_pipes(workdir, capsys):
+    os.mkfifo(workdir / "pipe")
+    os.mknod(workdir / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    for name in ("pipe", "null"):
+        code, _, err = run(capsys, "report", *PERIOD, "--format", "json", "--output", name)
+        assert code == 1 and "not a regular file" in err
+    assert stat.S_ISCHR((workdir / "null").lstat().st_mode)
+    assert stat.S_ISFIFO((workdir / "pipe").lstat().st_mode)
+
+
+def test_html_shows_control_characters(workdir, capsys):
+    store = SqliteStore(workdir / ".orchestrator" / "state.db")
+    from orchestrator.changelog.record import Entry
+
+    store.append(Entry(run="r-x", action="audit", status="drift", actor="a",
+                       policy_revision="c" * 40, host="evil\x1b]0;pwned\x07\u202egnp.exe",
+                       group="web", details={"findings": [
+                           {"id": "x\x1b[2J", "status": "drift"}]}))
+    store.close()
+    code, out, _ = run(capsys, "report", "--format", "html")
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "evilU+001B]0;pwnedU+0007U+202Egnp.exe" in out
+
+
+@pytest.mark.parametrize(("until", "last_day"), [("2026-10-31", "2026-10-31"),
+                                                 ("20261031", "2026-10-31")])
+def test_a_date_alone_includes_the_day(workdir, capsys, until, last_day):
+    code, out, _ = run(capsys, "report", "--from", "2026-09-01", "--until", until,
+                       "--format", "json")
+    assert code == 0 and json.loads(out)["period"]["lastDay"] == last_day
+
+
+@pytest.mark.parametrize("argv", [("--until", "9999-12-31"), ("--from", "0001-01-01T00:00:00Z",
+                                                               "--until", "0001-01-02")])
+def test_extreme_dates_are_one_line(workdir, capsys, argv):
+    code, out, err = run(capsys, "report", "--format", "json", *argv)
+    assert len(err.strip().splitlines()) <= 1 and "internal error" not in err, err
+    assert code in (0, 1)
+
+
+def test_log_until_date_includes_the_day(workdir, capsys):
+    code, out, _ = run(capsys, "--format", "json", "log", "--since", "2026-10-31T00:00:00Z",
+                       "--until", "2026-10-31")
+    assert code == 0
+    times = [json.loads(line)["time"][:10] for line in out.splitlines()]
+    assert times and set(times) == {"2026-10-31"}

@@ -126,8 +126,8 @@ def test_revisions_and_chain(estate):
     assert [v for v, _ in revs] == [REV_A, REV_B]
     assert sum(n for _, n in revs) == r["period"]["records"]
     assert r["chain"]["intact"] is True
-    # verified through the last record before the period's end, not the one after it
-    assert r["chain"]["through"] == w.seq - 1
+    # the whole log is verified, the record after the period included
+    assert r["chain"]["through"] == w.seq and r["chain"]["records"] == w.seq
     assert r["headline"].startswith("Change log intact through record")
 
 
@@ -194,8 +194,91 @@ def test_empty_period(stores):
     write_estate(store)
     r = _report(store, since=datetime(2025, 1, 1, tzinfo=UTC),
                 until=datetime(2025, 2, 1, tzinfo=UTC))
-    assert r["chain"]["intact"] is False  # nothing written before the period's end
+    assert r["chain"]["intact"] is True  # the log itself holds: nothing falsely BROKEN
     assert r["period"]["records"] == 0
     pc = r["overall"]["patchCompliance"]
     assert (pc["hosts"], pc["percent"]) == (0, None)  # shown as n/a, never as 0 % or 100 %
     assert r["overall"]["patchTrend"] == [] and r["groups"] == []
+
+
+def _tamper(stores, store, sql: str, args: tuple) -> None:
+    """Change a stored row behind the store's back, as someone with database access could."""
+    if stores.backend == "sqlite":
+        conn = sqlite3.connect(stores.url()[len("sqlite:///"):])
+        conn.execute(sql, args)
+        conn.commit()
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(stores.url(), autocommit=True) as conn:
+            conn.execute(sql.replace("?", "%s"), args)
+
+
+def test_key_twice_in_details_is_tampering(stores):
+    """SQLite's JSON functions read the first of two equal keys, Python's the last: a
+    forged value put in front of a record's details must break the chain, not pass it."""
+    store = stores()
+    w = write_estate(store)
+    seq = w.seqs["install"][0]
+    text = store.select("SELECT details FROM records WHERE seq = ?" if
+                        stores.backend == "sqlite" else
+                        "SELECT details FROM records WHERE seq = %s", (seq,))[0][0]
+    _tamper(stores, store, "UPDATE records SET details = ? WHERE seq = ?",
+            ('{"released":"2026-10-11",' + text[1:], seq))
+    assert store.verify().ok is False
+    r = _report(store)
+    assert r["headline"].startswith(f"WARNING: the change log is BROKEN at record {seq}")
+
+
+def test_record_moved_past_the_period_is_seen(stores):
+    """A record's time can be edited: moving the period's last records past its end must
+    not hide them behind an 'intact' headline."""
+    store = stores()
+    w = write_estate(store)
+    seq = w.seqs["fw"][0]
+    _tamper(stores, store, "UPDATE records SET time = ? WHERE seq = ?",
+            ("2099-01-01T00:00:00.000000Z", seq))
+    r = _report(store)
+    assert r["chain"]["intact"] is False and r["chain"]["brokenAt"] == seq
+    assert r["headline"].startswith("WARNING")
+
+
+def test_nul_from_a_host_does_not_stop_reports(stores):
+    """A host's output may hold NUL (stored as \\u0000); PostgreSQL's jsonb refuses it, so
+    a report that cast details to jsonb would fail for the whole period."""
+    store = stores()
+    w = write_estate(store)
+    w.add("2026-10-29T03:00:00", "audit", "drift", host="db-2", group="db", run="r-n",
+          findings=[{"id": "file.content:/etc/motd", "status": "drift", "actual": "a\x00b",
+                     "expected": "x"}])
+    r = _report(store)
+    assert r["chain"]["intact"] is True
+    assert any(c["check"] == "file.content:/etc/motd" for c in r["overall"]["drift"]["byCheck"])
+
+
+def test_non_json_details_give_a_broken_report_not_an_error(stores):
+    store = stores()
+    w = write_estate(store)
+    seq = w.seqs["db-drift"][0]
+    _tamper(stores, store, "UPDATE records SET details = ? WHERE seq = ?", ("{not json", seq))
+    r = _report(store)
+    assert r["headline"].startswith(f"WARNING: the change log is BROKEN at record {seq}")
+    assert r["overall"]["patchCompliance"]["hosts"] == 3  # figures that could be computed
+    assert any("not computed" in n for n in r["notes"])
+
+
+def test_dates_in_the_zone_of_the_bounds(stores):
+    """A period given in local time is shown in local time: the title's days, the trend's
+    periods and days overdue are not moved to UTC days."""
+    from datetime import timedelta, timezone
+
+    store = stores()
+    write_estate(store)
+    tokyo = timezone(timedelta(hours=9))
+    r = build_report(store, since=datetime(2026, 9, 1, tzinfo=tokyo),
+                     until=datetime(2026, 11, 1, tzinfo=tokyo), group=None, policies=None,
+                     store_name="t").to_json()
+    assert r["period"]["lastDay"] == "2026-10-31"
+    assert r["overall"]["patchTrend"][0]["from"].startswith("2026-09-01T00:00:00+09:00")
+    assert r["overall"]["overduePatches"][0]["daysOverdue"] == 21
