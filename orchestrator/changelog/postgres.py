@@ -19,6 +19,7 @@ libpq connection URI, so TLS is `?sslmode=verify-full&sslrootcert=...` (README).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -88,6 +89,9 @@ CREATE TABLE IF NOT EXISTS patch_first_seen (
     PRIMARY KEY (grp, package, version, host)
 );
 """
+# indexes an existing store may lack (added by later versions): name, statement
+INDEXES = (("records_report", "CREATE INDEX IF NOT EXISTS records_report ON "
+                              "records(action, time, grp, host, status)"),)
 CHAIN_LOCK = 0x6F72636C  # "orcl": the advisory lock every appending transaction takes
 SCHEMA_LOCK = 0x6F726373  # "orcs": creating the tables, once
 PAGE = 5000  # records read per round trip
@@ -116,13 +120,30 @@ class PostgresStore(ChangeLogStore):
         if str(encoding).upper() not in ("UTF8", "UTF-8"):
             raise StateError(f"{self._shown}: the database's encoding is {encoding}, not UTF8; "
                              "create it with ENCODING 'UTF8' (records hold any text)")
-        names = ("records", "leases", "patch_first_seen", "records_host", "records_run",
-                 "records_occurrence", "records_action", "records_time", "records_report")
-        found = self._query("SELECT " + ", ".join(f"to_regclass('{n}')" for n in names))[0]
+        tables = ("records", "leases", "patch_first_seen")
+        found = self._query("SELECT " + ", ".join(f"to_regclass('{n}')" for n in tables))[0]
         if any(f is None for f in found):  # only then: a role with rights on the tables
             with self._tx() as cur:       # alone may use a store created beforehand
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 cur.execute(SCHEMA)
+        else:
+            self._add_indexes()
+
+    def _add_indexes(self) -> None:
+        """Indexes a newer version added to an existing store (they speed reads, nothing
+        depends on them): made when this role may, else left to the DBA (README: CREATE
+        INDEX CONCURRENTLY), without stopping the command."""
+        missing = [(name, sql) for name, sql in INDEXES
+                   if self._query("SELECT to_regclass(%s)", (name,))[0][0] is None]
+        for name, sql in missing:
+            try:
+                with self._tx() as cur:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                    cur.execute(sql)
+            except StateError as exc:
+                print(f"warning: {self._shown}: index {name} is missing and could not be "
+                      f"created ({exc.message.rsplit(': ', 1)[-1]}); reports are slower "
+                      "until a DBA creates it (README: The PostgreSQL store)", file=sys.stderr)
 
     def _connect(self) -> Any:
         psycopg = self._psycopg

@@ -166,7 +166,7 @@ def verify_rows(rows: Any, to_record: Any, expect: Anchor | None = None) -> Veri
                     continue
             except (TypeError, ValueError, UnicodeError):
                 pass  # not text where text belongs: judged the slow way, and fails there
-            if not _one_reading(row[10]):
+            if not _stored_form(row[10]):
                 yield _Altered(row[0], row[11], row[12])
                 continue
             yield to_record(row)
@@ -185,23 +185,28 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _one_reading(text: Any) -> bool:
-    """Details text that every JSON reader reads the same way: no key twice in an object
-    (Python keeps the last, SQLite's json_extract the first: a record could verify while a
-    report read another value), no NaN or Infinity. Text that is not JSON is left to the
-    slow path, which fails it."""
+def _stored_form(text: Any) -> bool:
+    """Details text as this program writes it, and so read the same way by every JSON
+    reader: a string that is exactly the compact canonical JSON of its value (or the spaced
+    form the first versions wrote), with no key twice (Python keeps the last, SQLite's
+    json_extract the first), no key spelled with escapes (SQLite does not match
+    "rel\\u0065ased" to released, Python does), no NaN or Infinity. Anything else counts as
+    altered: a record could verify while a report read another value."""
     if not isinstance(text, str):
-        return True
+        return False
     try:
-        json.loads(text, object_pairs_hook=_reject_repeats, parse_constant=_reject_constant)
-    except ValueError as exc:
-        return "twice" not in str(exc) and "is not JSON" not in str(exc)
-    return True
+        value = json.loads(text, object_pairs_hook=_reject_repeats,
+                           parse_constant=_reject_constant)
+        return text in (json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                   ensure_ascii=False),
+                        json.dumps(value, sort_keys=True, ensure_ascii=False))
+    except (ValueError, RecursionError):
+        return False
 
 
 @dataclass(frozen=True)
 class _Altered:
-    """A row whose details can be read two ways: counted as altered."""
+    """A row whose details are not in the form this program writes: counted as altered."""
 
     seq: int
     prevHash: str  # noqa: N815

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +22,13 @@ CSV_FIELDS = ("seq", "time", "run", "occurrence", "policyRevision", "actor", "ho
 FORMULA_START = ("=", "+", "-", "@")
 
 
-def _since(value: str | None, option: str = "--since") -> str | None:
+def _since(value: str | None) -> str | None:
+    """--since: a time, or a date alone (the start of that day); local time without zone."""
     if value is None:
         return None
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{option} {clean(value)!r}: not an ISO 8601 date or time") from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()  # local time of this machine
+    from orchestrator.cli.timebounds import parse_bound
+
+    dt = parse_bound(value, "--since", end=False)
     return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

@@ -36,9 +36,18 @@ def write_file(path: Path, text: str, protected: list[Path]) -> None:
         st = None
     except OSError as exc:
         raise ConfigError(f"--output {shown}: cannot look at it ({exc.strerror})") from None
-    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        try:  # a link to a device (/dev/stdout) is not replaced either
+            st = path.stat()
+        except OSError:
+            st = None  # dangling: the link itself is replaced
+    if st is not None and not stat.S_ISREG(st.st_mode):
         raise ConfigError(f"--output {shown}: not a regular file (a folder, device or pipe); "
                           "name a file")
+    real_folder = Path(os.path.realpath(folder))
+    if real_folder.parts[:2] in (("/", "dev"), ("/", "proc"), ("/", "sys")):
+        raise ConfigError(f"--output {shown}: in {real_folder}; write the report to a file "
+                          "elsewhere")
     real = Path(os.path.realpath(folder)) / path.name
     for p in protected:
         try:

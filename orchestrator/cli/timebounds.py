@@ -21,7 +21,10 @@ def parse_bound(value: str, option: str, *, end: bool) -> datetime:
         else:
             dt = datetime(d.year, d.month, d.day) + (timedelta(days=1) if end else timedelta())
         if dt.tzinfo is None:
-            dt = dt.astimezone()
+            try:
+                dt = dt.astimezone()  # the local zone's rules for that date
+            except (OverflowError, OSError, ValueError):  # a date the clock cannot place
+                dt = dt.replace(tzinfo=datetime.now().astimezone().tzinfo)
         dt.astimezone(datetime.now().astimezone().tzinfo)  # representable here and in UTC
     except (ValueError, OverflowError):
         raise ConfigError(f"{option} {clean(value)!r}: not an ISO 8601 date or time in a "

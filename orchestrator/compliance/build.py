@@ -55,7 +55,10 @@ def build_report(store: ChangeLogStore, *, since: datetime, until: datetime,
     periods = []
     p0 = since
     while p0 < until:
-        p1 = min(p0 + timedelta(days=days), until)
+        try:
+            p1 = min(p0 + timedelta(days=days), until)
+        except OverflowError:  # the year 9999
+            p1 = until
         periods.append((len(periods), record_time(p0), record_time(p1)))
         p0 = p1
     scope = Scope(record_time(since), record_time(until), group, tuple(periods))
@@ -99,10 +102,12 @@ class _Builder:
 
     # ------------------------------------------------------------------ traces
     def query(self, action: str | None = None, *, group: str | None = None,
+              grouped: bool = True,
               host: str | None = None, lo: str | None = None, hi: str | None = None,
               status: str | None = None) -> str:
         parts = ["orchestrator", "log"]
-        group = group if group is not None else self.q.scope.group
+        if grouped and group is None:  # records of no group (run-window's) have no --group
+            group = self.q.scope.group
         for flag, value in (("--action", action), ("--host", host), ("--status", status),
                             ("--group", group), ("--since", lo or self.lo),
                             ("--until", hi or self.hi)):
@@ -157,8 +162,10 @@ class _Builder:
                 ("firmware", lambda: self._firmware(section))):
             try:
                 step()
-            except StateError as exc:
-                errors.append((what, exc))
+            except (StateError, ValueError, TypeError, KeyError, RecursionError,
+                    OverflowError) as exc:
+                errors.append((what, exc if isinstance(exc, StateError) else
+                               StateError(f"{type(exc).__name__}: {exc}")))
         report.overall = section(None)
         report.groups = [groups[g] for g in sorted(g for g in groups if g is not None)]
         if self.q.scope.group is not None:
@@ -182,7 +189,8 @@ class _Builder:
         merged = {h: _worst([r[3] for r in hr]) for h, hr in by_host.items()}
         section(None).patch = self._compliance(merged, [r[0] for r in rows], None)
         for s in _sections(section, per_group):
-            s.overdue.sort(key=lambda p: (-(p["daysOverdue"] or 0), p["host"], p["name"]))
+            s.overdue.sort(key=lambda p: (-(p["daysOverdue"] or 0), str(p["host"] or ""),
+                                          str(p["name"] or "")))
 
     def _compliance(self, status: dict[str, str], seqs: list[int], g: str | None
                     ) -> dict[str, Any]:
@@ -199,7 +207,10 @@ class _Builder:
         for b, g, hosts, n_good, n_items, a, z in self.q.trend(action, good, count_key,
                                                                 overall):
             p0 = self.since + timedelta(days=self.days * int(b))
-            p1 = min(p0 + timedelta(days=self.days), self.until)
+            try:
+                p1 = min(p0 + timedelta(days=self.days), self.until)
+            except OverflowError:
+                p1 = self.until
             entry: dict[str, Any] = {
                 "from": p0.isoformat(), "until": p1.isoformat(), "hosts": int(hosts),
                 "records": Trace.span(self.query(action, group=g, lo=_rt(p0), hi=_rt(p1)),
@@ -263,7 +274,8 @@ class _Builder:
             section(g).recurring.append(e)
             section(None).recurring.append(e)
         for s in _sections(section, None):
-            s.recurring.sort(key=lambda e: (-e["runs"], e["group"] or "", e["host"], e["what"]))
+            s.recurring.sort(key=lambda e: (-e["runs"], e["group"] or "", e["host"] or "",
+                                            e["what"] or ""))
 
     def _install(self, section: Any) -> None:
         total: dict[str, list[tuple]] = defaultdict(list)
@@ -316,7 +328,7 @@ class _Builder:
             w["outcomes"][e["outcome"] or "unfinished"] += 1
         windows = [{"window": w["window"], "used": len(w["occurrences"]), "runs": w["runs"],
                     "overrideRuns": w["overrides"], "outcomes": dict(sorted(w["outcomes"].items())),
-                    "records": Trace.of(self.query("run.start"), w["seqs"],
+                    "records": Trace.of(self.query("run.start", grouped=False), w["seqs"],
                                         "the run.start records of the window's runs; each "
                                         "run's outcome is its run.end record (log --run R)")}
                    for w in sorted(by_window.values(), key=lambda w: w["window"])]
@@ -357,7 +369,7 @@ class _Builder:
                 s.overrides.setdefault("items", []).append(e)
                 s.overrides["count"] = s.overrides.get("count", 0) + 1
         section(None).overrides = {"count": count, "items": items,
-                                   "records": Trace.of(self.query("override"),
+                                   "records": Trace.of(self.query("override", grouped=False),
                                                        [e["seq"] for e in items])}
 
     def _waivers(self, section: Any) -> None:

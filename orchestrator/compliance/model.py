@@ -102,12 +102,7 @@ class Report:
         if c.get("intact"):
             return (f"Change log intact through record {c.get('lastSeq')} "
                     f"(anchor {c.get('anchor')}).")
-        where = ""
-        if c.get("brokenAt") is not None:
-            last = self.period.get("lastSeq")
-            after = last is not None and c["brokenAt"] > last
-            where = f" at record {c['brokenAt']}" + (" (after the period's records)"
-                                                     if after else "")
+        where = f" at record {c['brokenAt']}" if c.get("brokenAt") is not None else ""
         return (f"WARNING: the change log is BROKEN{where}: {c.get('reason')}. The figures "
                 f"below come from records that cannot be trusted.")
 

@@ -166,22 +166,20 @@ class Queries:
     def time_to_install(self) -> list[tuple]:
         """Per group and classification, over installs in the range: (grp, classification,
         installs, mean days from release, installs with a release date, mean days from first
-        seen, installs with a first-seen date, first seq, last seq). A package's first-seen
-        date is the record's own, else the store's first-seen table."""
+        seen, installs with a first-seen date, first seq, last seq). Dates are the record's
+        own (recorded since this report exists); the store's first-seen table is not read:
+        the chain does not cover it."""
         d = self.d
         where, args = self._where(("patch.install",), "r.")
         m = d.mark
         released = d.text("r.details", "released")
-        seen = f"COALESCE({d.text('r.details', 'firstSeen')}, fs.first_seen)"
+        seen = d.text("r.details", "firstSeen")
         cls = f"COALESCE({d.text('r.details', 'classification')}, 'unknown')"
-        join = (f"LEFT JOIN patch_first_seen AS fs ON fs.grp = r.grp AND fs.host = r.host AND "
-                f"fs.package = {d.text('r.details', 'package')} AND fs.version = "
-                f"{d.text('r.details', 'version')}")
         rel_days, seen_days = d.days("r.time", released), d.days("r.time", seen)
         return self._run(
             f"SELECT r.grp, {cls} AS cls, COUNT(*), AVG({rel_days}), COUNT({rel_days}), "
             f"AVG({seen_days}), COUNT({seen_days}), MIN(r.seq), "
-            f"MAX(r.seq) FROM records AS r {join} WHERE {where} AND r.status IN ({m}, {m}) "
+            f"MAX(r.seq) FROM records AS r WHERE {where} AND r.status IN ({m}, {m}) "
             f"GROUP BY r.grp, {cls} ORDER BY MIN(r.seq)",
             [*args, "installed", "installed_pending_reboot"])
 

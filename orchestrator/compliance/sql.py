@@ -24,7 +24,7 @@ class Dialect:
         \\u0000 (text cannot hold NUL), which a host's output may put in a record: that
         escape is read as U+FFFD, so one such record cannot stop every report of a period.
         (json, not jsonb: no key is dropped or reordered.)"""
-        return f"(replace({doc}, '\\u0000', '\\uFFFD'))::json"
+        return f"(replace({doc}, E'\\\\u0000', E'\\\\uFFFD'))::json"
 
     def text(self, doc: str, key: str) -> str:
         """A top-level string (or number, as text) of a JSON document column or element.

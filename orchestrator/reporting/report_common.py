@@ -33,13 +33,22 @@ def _trace(value: Any) -> Trace:
     return Trace("")
 
 
+# Printable to Python but blank or joining: fillers, braille blank, variation selectors,
+# the combining grapheme joiner, Mongolian free variation selectors.
+_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u180b\u180c\u180d\u180f"
+                   + "".join(chr(c) for c in range(0xFE00, 0xFE10))
+                   + "".join(chr(c) for c in range(0xE0100, 0xE01F0)))
+
+
 def visible(value: Any) -> str:
     """Text with every control, bidi or invisible character shown as U+XXXX: a value from a
-    record cannot reorder what a reader sees or reach a terminal as an escape sequence."""
+    record cannot reorder what a reader sees, pass for another name or reach a terminal as
+    an escape sequence."""
     text = "" if value is None else str(value)
-    if text.isprintable():
+    if text.isprintable() and _BLANK.isdisjoint(text):
         return text
-    return "".join(c if c.isprintable() else f"U+{ord(c):04X}" for c in text)
+    return "".join(c if c.isprintable() and c not in _BLANK else f"U+{ord(c):04X}"
+                   for c in text)
 
 
 def pct(value: Any) -> str:

@@ -164,16 +164,17 @@ def _traces(value):
             yield from _traces(v)
 
 
-def test_every_trace_query_returns_its_records(workdir, capsys):
+@pytest.mark.parametrize("scope", [(), ("--group", "web")])
+def test_every_trace_query_returns_its_records(workdir, capsys, scope):
     """An auditor runs the `log` command beside a figure and finds the records it names:
     all of them, and for aggregate figures exactly `count` records from first to last (or,
     where the figure picks some of them, more, with a note saying which)."""
     import shlex
 
-    code, out, _ = run(capsys, "report", *PERIOD, "--format", "json")
+    code, out, _ = run(capsys, "report", *PERIOD, "--format", "json", *scope)
     assert code == 0
     traces = list(_traces(json.loads(out)))
-    assert len(traces) > 20
+    assert len(traces) > 10
     checked = 0
     for t in traces:
         if not t["count"]:
@@ -191,7 +192,7 @@ def test_every_trace_query_returns_its_records(workdir, capsys):
             assert len(seqs) >= t["count"] and {t["first"], t["last"]} <= set(seqs), t
             assert t["note"], t
         checked += 1
-    assert checked > 15
+    assert checked > 8
 
 
 def test_output_never_replaces_what_the_orchestrator_reads(workdir, capsys):
@@ -211,10 +212,12 @@ def test_output_never_replaces_what_the_orchestrator_reads(workdir, capsys):
 def test_output_refuses_devices_and_pipes(workdir, capsys):
     os.mkfifo(workdir / "pipe")
     os.mknod(workdir / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
-    for name in ("pipe", "null"):
+    (workdir / "stdout").symlink_to(workdir / "null")  # as /dev/stdout is a link
+    for name in ("pipe", "null", "stdout", "/dev/report.json"):
         code, _, err = run(capsys, "report", *PERIOD, "--format", "json", "--output", name)
-        assert code == 1 and "not a regular file" in err
+        assert code == 1 and ("not a regular file" in err or "in /dev" in err), err
     assert stat.S_ISCHR((workdir / "null").lstat().st_mode)
+    assert (workdir / "stdout").is_symlink()
     assert stat.S_ISFIFO((workdir / "pipe").lstat().st_mode)
 
 
@@ -223,14 +226,15 @@ def test_html_shows_control_characters(workdir, capsys):
     from orchestrator.changelog.record import Entry
 
     store.append(Entry(run="r-x", action="audit", status="drift", actor="a",
-                       policy_revision="c" * 40, host="evil\x1b]0;pwned\x07\u202egnp.exe",
+                       policy_revision="c" * 40,
+                       host="evil\x1b]0;pwned\x07\u202egnp.exe\u3164",
                        group="web", details={"findings": [
                            {"id": "x\x1b[2J", "status": "drift"}]}))
     store.close()
     code, out, _ = run(capsys, "report", "--format", "html")
     assert code == 0
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
-    assert "evilU+001B]0;pwnedU+0007U+202Egnp.exe" in out
+    assert "evilU+001B]0;pwnedU+0007U+202Egnp.exeU+3164" in out
 
 
 @pytest.mark.parametrize(("until", "last_day"), [("2026-10-31", "2026-10-31"),
@@ -255,3 +259,9 @@ def test_log_until_date_includes_the_day(workdir, capsys):
     assert code == 0
     times = [json.loads(line)["time"][:10] for line in out.splitlines()]
     assert times and set(times) == {"2026-10-31"}
+
+
+def test_log_since_far_past(workdir, capsys):
+    code, out, err = run(capsys, "log", "--since", "0001-01-01", "--until", "2026-09-02")
+    assert code == 0, err
+    assert len(out.splitlines()) == 2  # the firmware scan of August and the first patch scan

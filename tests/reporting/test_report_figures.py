@@ -87,9 +87,11 @@ def test_time_to_install(estate):
     assert set(tti) == {"security", "unknown"}  # the failed install is not counted
     assert tti["security"]["meanDaysFromRelease"] == 12.0
     assert tti["security"]["meanDaysFromFirstSeen"] == 10.0
-    # the older record without dates: first seen from the store's table (2026-10-07)
+    # the older record without dates: none is made up, and the store's first-seen table
+    # (outside the chain: anyone with database access could forge it) is not read
     assert tti["unknown"]["meanDaysFromRelease"] is None
-    assert tti["unknown"]["meanDaysFromFirstSeen"] == 5.5
+    assert tti["unknown"]["meanDaysFromFirstSeen"] is None
+    assert tti["unknown"]["installs"] == 1 and tti["unknown"]["withFirstSeen"] == 0
     assert tti["unknown"]["records"]["first"] == w.seqs["install"][1]
 
 
@@ -282,3 +284,30 @@ def test_dates_in_the_zone_of_the_bounds(stores):
     assert r["period"]["lastDay"] == "2026-10-31"
     assert r["overall"]["patchTrend"][0]["from"].startswith("2026-09-01T00:00:00+09:00")
     assert r["overall"]["overduePatches"][0]["daysOverdue"] == 21
+
+
+@pytest.mark.parametrize("forge", [
+    lambda text: text.replace('"released":', '"rel\\u0065ased":', 1),  # SQLite misses it
+    lambda text: text.replace(",", ", ", 1),  # a spelling this program never wrote
+])
+def test_details_not_in_the_written_form_are_tampering(stores, forge):
+    store = stores()
+    w = write_estate(store)
+    seq = w.seqs["install"][0]
+    mark = "?" if stores.backend == "sqlite" else "%s"
+    text = store.select(f"SELECT details FROM records WHERE seq = {mark}", (seq,))[0][0]
+    _tamper(stores, store, "UPDATE records SET details = ? WHERE seq = ?", (forge(text), seq))
+    assert store.verify().ok is False and store.verify().broken_seq == seq
+
+
+def test_details_stored_as_a_blob_are_tampering(tmp_path):
+    from orchestrator.changelog.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "state.db")
+    w = write_estate(store)
+    seq = w.seqs["install"][0]
+    conn = sqlite3.connect(tmp_path / "state.db")
+    conn.execute("UPDATE records SET details = CAST(details AS BLOB) WHERE seq = ?", (seq,))
+    conn.commit()
+    conn.close()
+    assert store.verify().ok is False and store.verify().broken_seq == seq
