@@ -364,6 +364,12 @@ class PostgresStore(ChangeLogStore):
 
     dialect = "postgresql"
 
+    def optimize(self) -> None:
+        """ANALYZE the tables (a role that does not own them gets a server warning, no
+        error: autovacuum does it later)."""
+        self._query("ANALYZE records")
+        self._query("ANALYZE patch_first_seen")
+
     def select(self, sql: str, args: tuple = ()) -> list[tuple]:
         return self._query(sql, args)
 

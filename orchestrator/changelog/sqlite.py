@@ -340,6 +340,12 @@ class SqliteStore(ChangeLogStore):
 
     dialect = "sqlite"
 
+    def optimize(self) -> None:
+        try:
+            self._conn.execute("PRAGMA optimize")
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from None
+
     def select(self, sql: str, args: tuple = ()) -> list[tuple]:
         try:
             return self._conn.execute(sql, args).fetchall()

@@ -136,6 +136,11 @@ class ChangeLogStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
+    def optimize(self) -> None:
+        """After a bulk load (migrate): refresh the query planner's statistics, so that the
+        first reports do not run on a plan made for an empty table."""
+
     #: "sqlite" or "postgresql": the SQL dialect of `select` (orchestrator/compliance/sql.py)
     dialect: str = ""
 

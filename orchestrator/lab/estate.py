@@ -1053,6 +1053,7 @@ def generate_estate(store: ChangeLogStore, *, hosts: int = 500, groups: int = 5,
     estate = _Estate(store, hosts=hosts, groups=groups, start=start, days=days, seed=seed,
                      batch=batch)
     estate.run()
+    store.optimize()  # the planner's statistics, as a store in use has them
     out = estate.out
     return EstateSummary(
         records=out.count, hosts=len(estate.hosts), groups=tuple(g.name for g in estate.groups),
