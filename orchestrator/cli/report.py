@@ -96,6 +96,12 @@ def report(ctx: click.Context, since: str | None, until: str | None, group: str 
 
     a = app(ctx)
     fmt = fmt or ("json" if a.output_format == "json" else "markdown")
+    from orchestrator.cli.log import _missing_sqlite_file
+
+    missing = _missing_sqlite_file(a.config.state)
+    if missing is not None:  # opening it would create an empty log to report on
+        raise ConfigError(f"{clean(str(missing))}: no change log (the state database does "
+                          "not exist); check --state or the working directory")
     hi = parse_bound(until, "--until", end=True) if until else datetime.now().astimezone()
     try:
         lo = parse_bound(since, "--from", end=False) if since else \

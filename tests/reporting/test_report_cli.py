@@ -265,3 +265,11 @@ def test_log_since_far_past(workdir, capsys):
     code, out, err = run(capsys, "log", "--since", "0001-01-01", "--until", "2026-09-02")
     assert code == 0, err
     assert len(out.splitlines()) == 2  # the firmware scan of August and the first patch scan
+
+
+def test_missing_state_is_not_created(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "--state", "sqlite:///nowhere/state.db", "report",
+                         "--format", "json")
+    assert code == 1 and out == "" and "no change log" in err
+    assert not (tmp_path / "nowhere").exists()
