@@ -213,8 +213,8 @@ class _Builder:
                 p1 = self.until
             entry: dict[str, Any] = {
                 "from": p0.isoformat(), "until": p1.isoformat(), "hosts": int(hosts),
-                "records": Trace.span(self.query(action, group=g, lo=_rt(p0), hi=_rt(p1)),
-                                      int(hosts), a, z,
+                "records": Trace.span(self.query(action, group=g, lo=record_time(p0),
+                                                 hi=record_time(p1)), int(hosts), a, z,
                                       f"each host's last {action} record of the period",
                                       exact=False)}
             if action == "patch.scan":
@@ -490,10 +490,6 @@ def _f(value: Any) -> float | None:
 
 def _round(value: float | None) -> float | None:
     return round(value, 1) if value is not None else None
-
-
-def _rt(t: datetime) -> str:
-    return record_time(t)
 
 
 __all__ = ["build_report", "record_time", "period_days", "RECURRING_RUNS"]

@@ -239,10 +239,3 @@ class Queries:
             f"SELECT r.grp, r.host, {cid}, {ver}, MIN(r.time), MIN(r.seq) FROM records AS r "
             f"{d.each('r.details', 'components', 'c')} WHERE {cond} AND {ver} IS NOT NULL "
             f"GROUP BY r.grp, r.host, {cid}, {ver}", args)
-
-    def firmware_updates(self) -> list[tuple]:
-        """firmware.update records in the range per group and status: (grp, status, records,
-        first seq, last seq)."""
-        where, args = self._where(("firmware.update",))
-        return self._run(f"SELECT grp, status, COUNT(*), MIN(seq), MAX(seq) FROM records "
-                         f"WHERE {where} GROUP BY grp, status ORDER BY MIN(seq)", args)
